@@ -1,0 +1,557 @@
+"""Shapes: what each variable is, and whether the expression fits together.
+
+Dimensions are symbolic. Each one starts as a variable in a union-find table and is merged with
+others as operators demand (the inner dimensions of a product, the two sides of a sum...). A
+declared dimension (a name such as ``k`` or an integer) is fixed: it merges only with variables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from matdiff.errors import MatdiffError
+from matdiff.parse import (
+    CONSTANTS,
+    FUNCTIONS,
+    Binary,
+    Call,
+    Name,
+    Node,
+    Num,
+    Transpose,
+    Unary,
+    post_order,
+    to_text,
+)
+
+PROPERTIES = ("symmetric", "posdef", "diagonal", "invertible", "positive")
+_IMPLIED = {"posdef": {"symmetric", "invertible"}, "diagonal": {"symmetric"}}
+_NEEDS_SQUARE = {"symmetric", "posdef", "diagonal", "invertible"}
+_RANK_OF = {"scalar": 0, "vector": 1, "matrix": 2}
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+FRESH_DIM_NAMES = ("n", "m", "p", "q", "r", "s", "t", "u", "v", "w")
+
+
+@dataclass(frozen=True)
+class Decl:
+    """A variable's shape and properties. In a shape, None means "inferred from the expression"."""
+
+    name: str
+    shape: tuple  # () scalar, (d,) vector, (d1, d2) matrix; d is a name, a positive int or None
+    props: frozenset[str] = frozenset()
+
+
+# --- declarations --------------------------------------------------------------------------------
+
+def parse_declarations(spec: str | dict | None) -> dict[str, Decl]:
+    """Read declarations: ``"S: symmetric posdef matrix(k,k); x, m: vector(k)"`` or a dict
+    ``{"S": "posdef matrix(k,k)"}`` or ``{"S": {"shape": ("k", "k"), "props": ["posdef"]}}``."""
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        return _declarations_from_text(spec)
+    if isinstance(spec, dict):
+        return {name: _declaration_from_dict_entry(name, value) for name, value in spec.items()}
+    raise MatdiffError(f"declarations must be text or a dict, not {type(spec).__name__}")
+
+
+def _declarations_from_text(text: str) -> dict[str, Decl]:
+    decls: dict[str, Decl] = {}
+    offset = 0
+    for entry in text.split(";"):
+        if entry.strip():
+            for decl, column in _parse_entry(entry, offset, text):
+                if decl.name in decls:
+                    raise MatdiffError(f"{decl.name} is declared twice", column=column,
+                                       source=text)
+                decls[decl.name] = decl
+        offset += len(entry) + 1
+    return decls
+
+
+def _parse_entry(entry: str, offset: int, source: str) -> list[tuple[Decl, int]]:
+    """One ``NAME, NAME: words shape`` entry; columns are 1-based within ``source``."""
+    quoted = f"'{entry.strip()}'"
+    names, colon, type_text = entry.partition(":")
+    if not colon:
+        raise MatdiffError(f"expected 'name: type' in {quoted}", column=offset + 1,
+                           source=source, hint="for example x: vector(n)")
+    found = []
+    name_offset = offset
+    for raw_name in names.split(","):
+        column = name_offset + len(raw_name) - len(raw_name.lstrip()) + 1
+        _check_variable_name(raw_name.strip(), quoted, column, source)
+        found.append((raw_name.strip(), column))
+        name_offset += len(raw_name) + 1
+    shape, props = _parse_type(type_text, offset + len(names) + 1, quoted, source)
+    return [(_make_decl(name, shape, props, column, source), column) for name, column in found]
+
+
+def _check_variable_name(name: str, quoted: str, column: int | None, source: str | None) -> None:
+    if not _NAME.fullmatch(name):
+        raise MatdiffError(f"'{name}' is not a variable name in {quoted}", column=column,
+                           source=source, hint="names are letters, digits and _, letter first")
+    if name in FUNCTIONS or name in CONSTANTS:
+        raise MatdiffError(f"{name} is a reserved name and cannot be declared in {quoted}",
+                           column=column, source=source)
+
+
+_TYPE_TOKEN = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\d+)|(\S))")
+
+
+def _parse_type(text: str, offset: int, quoted: str,
+                source: str) -> tuple[tuple, dict[str, int | None]]:
+    """``[props...] scalar | vector[(d)] | matrix[(d1,d2)]`` -> shape and {prop: column}."""
+    tokens = [(m.group(m.lastindex), m.lastindex, offset + m.start(m.lastindex) + 1)
+              for m in _TYPE_TOKEN.finditer(text) if m.lastindex]
+    word, number, symbol = 1, 2, 3
+
+    def fail(message: str, column: int, hint: str | None = None) -> MatdiffError:
+        return MatdiffError(f"{message} in {quoted}", column=column, source=source, hint=hint)
+
+    def column_of(position: int) -> int:
+        return tokens[position][2] if position < len(tokens) else offset + len(text) + 1
+
+    props: dict[str, int | None] = {}
+    position = 0
+    while position < len(tokens) and tokens[position][0] in PROPERTIES:
+        props[tokens[position][0]] = tokens[position][2]
+        position += 1
+    if position == len(tokens):
+        raise fail("missing the shape", offset + len(text) + 1,
+                   "end with scalar, vector or matrix")
+    shape_word, kind, shape_column = tokens[position]
+    if shape_word not in _RANK_OF:
+        found = f"unknown word '{shape_word}'" if kind == word else f"unexpected '{shape_word}'"
+        raise fail(found, shape_column, "expected one of " + ", ".join(PROPERTIES) +
+                   ", then scalar, vector or matrix")
+    position += 1
+    dims: list = []
+    if position < len(tokens) and tokens[position][0] == "(":
+        while True:
+            position += 1
+            if position >= len(tokens) or tokens[position][1] == symbol:
+                raise fail("expected a dimension", column_of(position))
+            dim, kind, column = tokens[position]
+            if kind == number and int(dim) == 0:
+                raise fail("dimensions must be positive", column)
+            if kind == word and not _NAME.fullmatch(dim):
+                raise fail(f"'{dim}' is not a dimension name", column)
+            dims.append(int(dim) if kind == number else dim)
+            position += 1
+            if position < len(tokens) and tokens[position][0] == ",":
+                continue
+            if position < len(tokens) and tokens[position][0] == ")":
+                position += 1
+                break
+            raise fail("expected ',' or ')'", column_of(position))
+    if position < len(tokens):
+        leftover, _, column = tokens[position]
+        hint = "properties go before the shape" if leftover in PROPERTIES else None
+        raise fail(f"unexpected '{leftover}'", column, hint)
+    rank = _RANK_OF[shape_word]
+    if dims and len(dims) != rank:
+        raise fail(f"{shape_word} takes {rank or 'no'} dimension{'s' if rank != 1 else ''}, "
+                   f"not {len(dims)}", shape_column)
+    return tuple(dims) if dims else (None,) * rank, props
+
+
+def _declaration_from_dict_entry(name: object, value: object) -> Decl:
+    if not isinstance(name, str):
+        raise MatdiffError(f"declared names must be text, not {name!r}")
+    if isinstance(value, Decl):
+        return value
+    if isinstance(value, str):
+        quoted = f"'{name}: {value}'"
+        _check_variable_name(name, quoted, None, None)
+        shape, props = _parse_type(value, 0, quoted, value)
+        return _make_decl(name, shape, props, None, value)
+    if isinstance(value, dict):
+        quoted = f"'{name}: {value}'"
+        _check_variable_name(name, quoted, None, None)
+        extra = set(value) - {"shape", "props"}
+        if extra:
+            raise MatdiffError(f"unknown key '{sorted(extra, key=str)[0]}' in {quoted}",
+                               hint="use 'shape' and 'props'")
+        shape = value.get("shape", ())
+        if (not isinstance(shape, (tuple, list)) or len(shape) > 2
+                or not all(_is_dimension(dim) for dim in shape)):
+            raise MatdiffError(f"bad shape {shape!r} for {name}", hint="use (), ('n',) or "
+                               "('m', 'n'); a dimension is a name or a positive integer")
+        props = value.get("props", ())
+        props = props.split() if isinstance(props, str) else props
+        unknown = [prop for prop in props if prop not in PROPERTIES]
+        if unknown:
+            raise MatdiffError(f"unknown property '{unknown[0]}' for {name}",
+                               hint="known properties: " + ", ".join(PROPERTIES))
+        return _make_decl(name, tuple(shape), dict.fromkeys(props), None, None)
+    raise MatdiffError(f"cannot read the declaration of {name}: {value!r}",
+                       hint="give text such as 'vector(n)' or a dict with 'shape' and 'props'")
+
+
+def _is_dimension(dim: object) -> bool:
+    if isinstance(dim, bool):
+        return False
+    return dim is None or (isinstance(dim, int) and dim > 0) or (
+        isinstance(dim, str) and bool(_NAME.fullmatch(dim)))
+
+
+def _make_decl(name: str, shape: tuple, props: dict[str, int | None], column: int | None,
+               source: str | None) -> Decl:
+    """Check that square-only properties sit on a square matrix; add what they imply."""
+    for prop, prop_column in props.items():
+        if prop not in _NEEDS_SQUARE:
+            continue
+        if len(shape) != 2:
+            what = "a scalar" if not shape else "a vector"
+            raise MatdiffError(f"{name} is {what}; '{prop}' needs a square matrix",
+                               column=prop_column or column, source=source)
+        rows, cols = shape
+        if rows is not None and cols is not None and rows != cols:
+            raise MatdiffError(f"{name} is a {rows}×{cols} matrix; '{prop}' needs a square "
+                               "matrix", column=prop_column or column, source=source)
+    closed = set(props)
+    for prop in props:
+        closed |= _IMPLIED.get(prop, set())
+    return Decl(name, shape, frozenset(closed))
+
+
+# --- dimensions ----------------------------------------------------------------------------------
+
+class _Dimensions:
+    """Union-find over dimension variables; a class holds at most one fixed value.
+
+    No path compression, so that a failed multi-step merge can be undone exactly; union by size
+    keeps the trees shallow instead.
+    """
+
+    def __init__(self) -> None:
+        self._parent: list[int] = []
+        self._size: list[int] = []
+        self._value: list[str | int | None] = []
+        self._fixed: dict[str | int, int] = {}
+
+    def fresh(self, value: str | int | None = None) -> int:
+        if value is not None and value in self._fixed:
+            return self._fixed[value]
+        dim = len(self._parent)
+        self._parent.append(dim)
+        self._size.append(1)
+        self._value.append(value)
+        if value is not None:
+            self._fixed[value] = dim
+        return dim
+
+    def find(self, dim: int) -> int:
+        while self._parent[dim] != dim:
+            dim = self._parent[dim]
+        return dim
+
+    def value(self, dim: int) -> str | int | None:
+        return self._value[self.find(dim)]
+
+    def fixed_values(self) -> set[str | int]:
+        return set(self._fixed)
+
+    def unify(self, *pairs: tuple[int, int]) -> bool:
+        """Merge each pair; if any pair holds two different fixed values, merge none."""
+        undo: list[tuple[int, int, str | int | None]] = []
+        for a, b in pairs:
+            a, b = self.find(a), self.find(b)
+            if a == b:
+                continue
+            if None not in (self._value[a], self._value[b]):
+                for child, root, old_value in reversed(undo):
+                    self._parent[child] = child
+                    self._size[root] -= self._size[child]
+                    self._value[root] = old_value
+                return False
+            root, child = (a, b) if self._size[a] >= self._size[b] else (b, a)
+            undo.append((child, root, self._value[root]))
+            self._parent[child] = root
+            self._size[root] += self._size[child]
+            if self._value[root] is None:
+                self._value[root] = self._value[child]
+        return True
+
+
+# --- shapes of expressions -----------------------------------------------------------------------
+
+SCALAR, COLUMN, ROW, MATRIX = "scalar", "vector", "row vector", "matrix"
+
+
+class _Type(NamedTuple):
+    dims: tuple[int, ...] = ()
+    row: bool = False
+
+    @property
+    def kind(self) -> str:
+        if len(self.dims) == 1:
+            return ROW if self.row else COLUMN
+        return MATRIX if self.dims else SCALAR
+
+
+_SCALAR_TYPE = _Type()
+_ONE = -1  # the length-1 side of a vector, when a product treats it as a thin matrix
+
+
+def infer(root: Node, decls: dict[str, Decl], source: str | None = None) -> dict[str, Decl]:
+    """Set ``.shape`` and ``.row`` on every node of ``root``; return the variables it uses.
+
+    Undeclared variables follow matrixcalculus.org: a-g scalars, h-z vectors, A-Z matrices.
+    """
+    return _Inference(decls, source).run(root)
+
+
+class _Inference:
+    def __init__(self, decls: dict[str, Decl], source: str | None) -> None:
+        self.decls = decls
+        self.source = source
+        self.dims = _Dimensions()
+        self.types: dict[Node, _Type] = {}
+        self.variables: dict[str, _Type] = {}
+
+    def run(self, root: Node) -> dict[str, Decl]:
+        nodes = post_order(root)
+        for node in nodes:
+            self.types[node] = self._type_of(node)
+        names = self._dim_names(nodes)
+        for node in nodes:
+            node_type = self.types[node]
+            node.shape = tuple(names[self.dims.find(dim)] for dim in node_type.dims)
+            node.row = node_type.row
+        return {name: Decl(name, tuple(names[self.dims.find(dim)] for dim in var_type.dims),
+                           self.decls[name].props if name in self.decls else frozenset())
+                for name, var_type in self.variables.items()}
+
+    def _type_of(self, node: Node) -> _Type:
+        if isinstance(node, Num):
+            return _SCALAR_TYPE
+        if isinstance(node, Name):
+            return self._name(node)
+        if isinstance(node, Unary):
+            return self.types[node.arg]
+        if isinstance(node, Transpose):
+            arg = self.types[node.arg]
+            return _Type(arg.dims[::-1], row=arg.kind == COLUMN)
+        if isinstance(node, Call):
+            return _FUNCTION_RULES[node.fn](self, node, *(self.types[a] for a in node.args))
+        if isinstance(node, Binary):
+            rule = _BINARY_RULES[node.op]
+            return rule(self, node, self.types[node.left], self.types[node.right])
+        raise TypeError(f"not an expression node: {node!r}")
+
+    # -- leaves --
+
+    def _name(self, node: Name) -> _Type:
+        if node.name == "pi":
+            return _SCALAR_TYPE
+        if node.name == "eye":
+            size = self.dims.fresh()
+            return _Type((size, size))
+        if node.name not in self.variables:
+            self.variables[node.name] = self._new_variable(node)
+        return self.variables[node.name]
+
+    def _new_variable(self, node: Name) -> _Type:
+        name = node.name
+        decl = self.decls.get(name)
+        if decl is None:
+            first = name[0]
+            rank = 0 if "a" <= first <= "g" else 2 if first.isupper() else 1
+            return _Type(tuple(self.dims.fresh() for _ in range(rank)))
+        dims = tuple(self.dims.fresh(dim) for dim in decl.shape)
+        if decl.props & _NEEDS_SQUARE and not self.dims.unify((dims[0], dims[1])):
+            raise self._error(node, f"{name} is declared square but its dimensions differ")
+        return _Type(dims)
+
+    # -- operators --
+
+    def _add(self, node: Binary, left: _Type, right: _Type) -> _Type:
+        if left.kind == right.kind and self.dims.unify(*zip(left.dims, right.dims, strict=True)):
+            return left
+        hint = None
+        if SCALAR in (left.kind, right.kind):
+            hint = "use c*vector(1) or c*matrix(1) for an array filled with c"
+        elif {left.kind, right.kind} == {COLUMN, ROW}:
+            hint = "transpose one of them with '"
+        if node.op == "+":
+            raise self._error(node, f"cannot add {self._pair(node.left, node.right)}", hint)
+        raise self._error(node, f"cannot subtract {self._describe(node.right)} from "
+                          f"{self._describe(node.left)}", hint)
+
+    def _multiply(self, node: Binary, left: _Type, right: _Type) -> _Type:
+        if SCALAR in (left.kind, right.kind):
+            return right if left.kind == SCALAR else left
+        # Read vectors as thin matrices: a column is d×1, a row 1×d.
+        left_rows, left_cols = _as_matrix(left)
+        right_rows, right_cols = _as_matrix(right)
+        if (left_cols == _ONE) != (right_rows == _ONE):
+            both_columns = left.kind == right.kind == COLUMN
+            hint = ("for an inner product write x'*y; for elementwise use .*" if both_columns
+                    else "check the order of the factors and where a transpose ' is needed")
+            raise self._error(node, f"cannot multiply {self._pair(node.left, node.right)}", hint)
+        if left_cols != _ONE and not self.dims.unify((left_cols, right_rows)):
+            names = self._dim_names(list(self.types))
+            raise self._error(node, f"cannot multiply {self._pair(node.left, node.right)}: "
+                              f"inner dimensions {names[self.dims.find(left_cols)]} and "
+                              f"{names[self.dims.find(right_rows)]} differ")
+        dims = tuple(dim for dim in (left_rows, right_cols) if dim != _ONE)
+        return _Type(dims, row=left_rows == _ONE and right_cols != _ONE)
+
+    def _divide(self, node: Binary, left: _Type, right: _Type) -> _Type:
+        if right.kind == SCALAR:
+            return left
+        raise self._error(node, f"cannot divide {self._describe(node.left)} by "
+                          f"{self._describe(node.right)}",
+                          "divide by a scalar; use ./ for elementwise division")
+
+    def _elementwise(self, node: Binary, left: _Type, right: _Type) -> _Type:
+        if SCALAR in (left.kind, right.kind):
+            return right if left.kind == SCALAR else left
+        if left.kind == right.kind and self.dims.unify(*zip(left.dims, right.dims, strict=True)):
+            return left
+        hint = ("transpose one of them with '" if {left.kind, right.kind} == {COLUMN, ROW}
+                else "elementwise operations need equal shapes")
+        raise self._elementwise_error(node, hint)
+
+    def _elementwise_power(self, node: Binary, left: _Type, right: _Type) -> _Type:
+        if left.kind == SCALAR and right.kind != SCALAR:
+            raise self._elementwise_error(node, "write exp(log(c)*x) for c.^x")
+        return self._elementwise(node, left, right)
+
+    def _elementwise_error(self, node: Binary, hint: str) -> MatdiffError:
+        left, right = self._describe(node.left), self._describe(node.right)
+        message = {".*": f"cannot multiply elementwise {left} and {right}",
+                   "./": f"cannot divide {left} elementwise by {right}",
+                   ".^": f"cannot raise {left} elementwise to the powers {right}"}[node.op]
+        return self._error(node, message, hint)
+
+    def _power(self, node: Binary, left: _Type, right: _Type) -> _Type:
+        if left.kind == right.kind == SCALAR:
+            return left
+        exponent = node.right
+        whole = (isinstance(exponent, Num) and exponent.value.denominator == 1
+                 and exponent.value >= 1)
+        if left.kind == MATRIX and whole:
+            if self.dims.unify((left.dims[0], left.dims[1])):
+                return left
+            raise self._error(node, f"a matrix power needs a square matrix, but "
+                              f"{self._is_a(node.left)}")
+        hint = {MATRIX: "a matrix power needs a whole number ≥ 1 as exponent; use inv(...) for "
+                        "the inverse and .^ for elementwise powers",
+                SCALAR: None}.get(left.kind, "use .^ for elementwise powers")
+        raise self._error(node, f"cannot raise {self._describe(node.left)} to the power "
+                          f"{self._describe(node.right)} with ^", hint)
+
+    # -- functions --
+
+    def _square(self, node: Call, arg: _Type) -> _Type:
+        if arg.kind == MATRIX and self.dims.unify((arg.dims[0], arg.dims[1])):
+            return arg
+        raise self._error(node, f"{node.fn} needs a square matrix, but {self._is_a(node.args[0])}")
+
+    def _square_to_scalar(self, node: Call, arg: _Type) -> _Type:
+        self._square(node, arg)
+        return _SCALAR_TYPE
+
+    def _to_scalar(self, node: Call, arg: _Type) -> _Type:
+        return _SCALAR_TYPE
+
+    def _same(self, node: Call, arg: _Type) -> _Type:
+        return arg
+
+    def _diag(self, node: Call, arg: _Type) -> _Type:
+        if arg.kind in (COLUMN, ROW):
+            return _Type((arg.dims[0], arg.dims[0]))
+        if arg.kind == MATRIX and self.dims.unify((arg.dims[0], arg.dims[1])):
+            return _Type(arg.dims[:1])
+        raise self._error(node, "diag needs a vector or a square matrix, but "
+                          f"{self._is_a(node.args[0])}")
+
+    def _filled(self, node: Call, arg: _Type) -> _Type:
+        rank = 1 if node.fn == "vector" else 2
+        return _Type(tuple(self.dims.fresh() for _ in range(rank)))
+
+    # -- messages --
+
+    def _error(self, node: Node, message: str, hint: str | None = None) -> MatdiffError:
+        return MatdiffError(message, column=node.pos, source=self.source, hint=hint)
+
+    def _describe(self, node: Node) -> str:
+        return f"{_snippet(node)} ({self._shape_words(node)})"
+
+    def _is_a(self, node: Node) -> str:
+        return f"{_snippet(node)} is a {self._shape_words(node)}"
+
+    def _pair(self, left: Node, right: Node) -> str:
+        return f"{self._describe(left)} and {self._describe(right)}"
+
+    def _shape_words(self, node: Node) -> str:
+        node_type = self.types[node]
+        names = self._dim_names(list(self.types))
+        sizes = [str(names[self.dims.find(dim)]) for dim in node_type.dims]
+        if node_type.kind == MATRIX:
+            return f"{sizes[0]}×{sizes[1]} matrix"
+        return node_type.kind + (f" of size {sizes[0]}" if sizes else "")
+
+    def _dim_names(self, nodes: list[Node]) -> dict[int, str | int]:
+        """Name every dimension class: a fixed value names itself; the others get n, m, p...
+        in order of first appearance in the text."""
+        names: dict[int, str | int] = {}
+        fresh = _fresh_names(self._taken_names())
+        introducers = sorted((n for n in nodes if isinstance(n, (Name, Call))), key=lambda n: n.pos)
+        for node in introducers + nodes:
+            for dim in self.types[node].dims:
+                root = self.dims.find(dim)
+                if root not in names:
+                    value = self.dims.value(root)
+                    names[root] = value if value is not None else next(fresh)
+        return names
+
+    def _taken_names(self) -> set:
+        taken = self.dims.fixed_values() | set(self.decls) | set(self.variables)
+        for decl in self.decls.values():
+            taken.update(decl.shape)
+        return taken
+
+
+def _as_matrix(node_type: _Type) -> tuple[int, int]:
+    if node_type.kind == COLUMN:
+        return node_type.dims[0], _ONE
+    if node_type.kind == ROW:
+        return _ONE, node_type.dims[0]
+    return node_type.dims
+
+
+def _fresh_names(taken: set) -> Iterator[str]:
+    yield from (name for name in FRESH_DIM_NAMES if name not in taken)
+    index = 1
+    while True:
+        if f"d{index}" not in taken:
+            yield f"d{index}"
+        index += 1
+
+
+def _snippet(node: Node, limit: int = 40) -> str:
+    text = to_text(node)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_BINARY_RULES = {"+": _Inference._add, "-": _Inference._add, "*": _Inference._multiply,
+                 "/": _Inference._divide, ".*": _Inference._elementwise,
+                 "./": _Inference._elementwise, "^": _Inference._power,
+                 ".^": _Inference._elementwise_power}
+
+_FUNCTION_RULES = {
+    "inv": _Inference._square, "det": _Inference._square_to_scalar,
+    "logdet": _Inference._square_to_scalar, "tr": _Inference._square_to_scalar,
+    "sum": _Inference._to_scalar, "norm1": _Inference._to_scalar,
+    "norm2": _Inference._to_scalar, "diag": _Inference._diag,
+    "vector": _Inference._filled, "matrix": _Inference._filled,
+    **{fn: _Inference._same for fn in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs",
+                                       "sign", "relu")},
+}
