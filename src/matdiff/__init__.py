@@ -1,0 +1,13 @@
+"""matdiff: derivatives of matrix expressions, in matrix notation, checked numerically.
+
+    >>> import matdiff
+    >>> r = matdiff.derive("x'*A*x", wrt="x")
+    >>> r.text
+    "(A + A')*x"
+"""
+
+from .api import Result, derive, parse
+from .errors import MatdiffError
+
+__all__ = ["derive", "parse", "Result", "MatdiffError"]
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""The public surface: ``derive`` runs the pipeline and returns a :class:`Result`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+
+import numpy as np
+
+from . import ir
+from .check import verify
+from .codegen import compile_numpy
+from .differentiate import derivative
+from .errors import MatdiffError
+from .ir import Dim, Expr
+from .lower import lower
+from .parse import parse_typed
+from .raising import IndexForm, raise_expr
+from .render import LATEX, TEXT, UNICODE, render
+from .simplify import simplify
+from .types import Decl
+
+CONVENTIONS = ("sym", "full", "cookbook")
+STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
+MAX_IR_NODES = 50_000
+
+CONVENTION_NOTES = {
+    "sym": "{x} is symmetric: this is the gradient on symmetric matrices, sym(G) = (G + G')/2 "
+           "of the gradient G that treats all entries of {x} as independent",
+    "full": "{x} is symmetric, but this is G, the gradient that treats all entries of {x} as "
+            "independent (symmetric='sym' gives the gradient on symmetric matrices)",
+    "cookbook": "{x} is symmetric: this is the Matrix Cookbook's G + G' - diag(diag(G)), the "
+                "derivatives with respect to each free entry (X_ij and X_ji moved together)",
+    "diagonal": "{x} is diagonal: this is the gradient on diagonal matrices, the diagonal of G",
+}
+
+
+@dataclass
+class Result:
+    """A derivative: ``text``/``latex``/``unicode`` notation, ``shape``, ``numpy()``,
+    ``check()``."""
+
+    expr: str
+    wrt: str
+    order: int
+    convention: str | None          # how a symmetric or diagonal wrt was treated, else None
+    derivative: Expr                # the IR of the derivative
+    function: Expr                  # the IR of the expression, as the checks evaluate it
+    variables: dict[str, Decl]
+    _first: Expr | None = field(default=None, repr=False)  # the gradient, as Hessian checks
+    #                                                       evaluate it
+
+    @property
+    def shape(self) -> tuple[Dim, ...]:
+        """The symbolic shape: shape(F) + shape(X) (twice shape(X) for a Hessian)."""
+        return self.derivative.shape
+
+    @cached_property
+    def notation(self):
+        reading_order = {name: k for k, name in enumerate(self.variables)}
+        return raise_expr(self.derivative, reading_order)
+
+    @property
+    def text(self) -> str:
+        """Matrix notation in the input syntax (``matdiff.parse`` reads it back)."""
+        return render(self.notation, TEXT)
+
+    @property
+    def latex(self) -> str:
+        return render(self.notation, LATEX)
+
+    @property
+    def unicode(self) -> str:
+        return render(self.notation, UNICODE)
+
+    @property
+    def is_index_notation(self) -> bool:
+        return isinstance(self.notation, IndexForm)
+
+    @property
+    def convention_note(self) -> str | None:
+        if self.convention is None:
+            return None
+        return CONVENTION_NOTES[self.convention].format(x=self.wrt)
+
+    def numpy(self) -> Callable[..., np.ndarray]:
+        """callable(**arrays) -> the derivative's value (vectors are 1-D arrays)."""
+        return compile_numpy(self.derivative, self._shapes)
+
+    def check(self, trials: int = 3, seed: int = 0) -> float:
+        """Max relative error against central finite differences at random valid points."""
+        mode = {"sym": "sym", "cookbook": "cookbook", "diagonal": "full"}.get(
+            self.convention or "full", "full")
+        if self.order == 1:
+            f = compile_numpy(self.function, self._shapes)
+        else:
+            f = compile_numpy(self._first, self._shapes)
+        props = {name: d.props for name, d in self.variables.items()}
+        return verify(f, self.numpy(), self._shapes, props, self.wrt, mode, trials, seed)
+
+    @property
+    def _shapes(self) -> dict[str, tuple[Dim, ...]]:
+        return {name: d.shape for name, d in self.variables.items()}
+
+
+def parse(text: str, declare: str | dict | None = None) -> Expr:
+    """The simplified IR of an expression (two texts mean the same when they parse to the
+    same node)."""
+    root, variables = parse_typed(text, declare)
+    return simplify(lower(root, variables))
+
+
+def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int = 1,
+           symmetric: str = "sym") -> Result:
+    """The derivative of ``expr`` with respect to the variable ``wrt``.
+
+    ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar.
+    For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym" (default), "full" or
+    "cookbook".
+    """
+    if order not in (1, 2):
+        raise MatdiffError(f"order must be 1 or 2, not {order!r}")
+    if symmetric not in CONVENTIONS:
+        raise MatdiffError(f"unknown symmetric convention {symmetric!r}",
+                           hint="use one of " + ", ".join(CONVENTIONS))
+    root, variables = parse_typed(expr, declare)
+    if wrt not in variables:
+        used = ", ".join(variables) or "no variables"
+        raise MatdiffError(f"cannot differentiate with respect to {wrt!r}: the expression "
+                           f"uses {used}", hint="pass one of them as wrt")
+    decl = variables[wrt]
+    structured = decl.props & STRUCTURE
+    # the expression as written, with wrt's entries independent: what "full" means and what
+    # finite differences along single entries see
+    plain = Decl(decl.name, decl.shape, decl.props - STRUCTURE)
+    f = simplify(lower(root, {**variables, wrt: plain}))
+    x = ir.var(plain.name, plain.shape, plain.props)
+    convention = None
+    if structured:
+        convention = "diagonal" if "diagonal" in structured else symmetric
+    if order == 2 and f.ndim:
+        raise MatdiffError("order=2 (the Hessian) needs a scalar expression",
+                           hint="differentiate each entry, or take order=1 for the Jacobian")
+    if order == 2 and convention == "cookbook":
+        raise MatdiffError("the cookbook convention is defined for gradients only",
+                           hint="use symmetric='sym' or 'full' for a Hessian")
+    restore = {x: ir.var(decl.name, decl.shape, decl.props)}
+    first = _differentiate(f, x, expr)
+    result = first
+    if order == 2:
+        result = _differentiate(first, x, expr)
+    if convention is not None:
+        result = _convention(result, convention, f.ndim, order)
+        first = _convention(first, convention, f.ndim, 1)
+    result = simplify(ir.substitute(result, restore))
+    _check_size(result)
+    return Result(expr, wrt, order, convention, result, f, variables, first)
+
+
+def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
+    try:
+        d = simplify(derivative(f, x))
+    except MatdiffError as err:
+        if err.column is None:
+            match = re.search(r"\b(\w+) is not differentiable", err.message)
+            if match:
+                found = re.search(rf"\b{match.group(1)}\s*\(", source)
+                if found:
+                    raise MatdiffError(err.message, column=found.start() + 1, source=source,
+                                       hint=err.hint) from None
+        raise
+    _check_size(d)
+    return d
+
+
+def _check_size(e: Expr) -> None:
+    if ir.size(e) > MAX_IR_NODES:
+        raise MatdiffError(f"the derivative has more than {MAX_IR_NODES} distinct parts, too "
+                           "large to simplify and print", hint="split the expression")
+
+
+def _convention(d: Expr, convention: str, lead: int, order: int) -> Expr:
+    """Apply the symmetric-variable convention to each pair of axes that belongs to wrt."""
+    for start in range(lead, lead + 2 * order, 2):
+        n = d.ndim
+        idx = tuple(range(n))
+        swapped = idx[:start] + (idx[start + 1], idx[start]) + idx[start + 2:]
+        t = ir.einsum([(d, idx)], swapped)
+        diagonal = ir.einsum([(d, idx), (ir.delta(d.shape[start]), (start, start + 1))], idx)
+        if convention == "sym":
+            d = ir.add([(Fraction(1, 2), d), (Fraction(1, 2), t)])
+        elif convention == "cookbook":
+            d = ir.add([(1, d), (1, t), (-1, diagonal)])
+        elif convention == "diagonal":
+            d = diagonal
+    return simplify(d)

@@ -1,0 +1,111 @@
+"""Code generation: an IR expression becomes a NumPy function.
+
+The DAG is laid out once, in topological order, as a list of steps; calling the function runs
+them, so every shared subexpression is computed once. Contractions go to ``numpy.einsum``
+(with a contraction-order optimiser when there are three or more factors).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from .errors import MatdiffError
+from .ir import PRIMITIVES, Dim, Expr, topological
+
+_LETTERS = string.ascii_letters
+
+
+def compile_numpy(root: Expr, shapes: Mapping[str, tuple[Dim, ...]]) -> Callable[..., np.ndarray]:
+    """A function of keyword arrays (one per variable in ``shapes``) returning root's value.
+
+    Vectors are 1-D arrays, scalars floats; variables the expression does not use may be passed
+    and are ignored. Sizes of symbolic dimensions are read off the arrays and must agree.
+    """
+    nodes = topological(root)
+    slot = {id(n): k for k, n in enumerate(nodes)}
+    steps = [(_step(n), tuple(slot[id(a)] for a in n.args)) for n in nodes]
+    needed = {n.data[0] for n in nodes if n.op == "var"}
+    used_shapes = {name: tuple(shapes[name]) for name in needed}
+
+    def evaluate(**arrays) -> np.ndarray:
+        values, dims = _bind(arrays, used_shapes)
+        results: list = [None] * len(steps)
+        with np.errstate(all="ignore"):
+            for k, (step, args) in enumerate(steps):
+                results[k] = step(values, dims, *(results[a] for a in args))
+        return np.asarray(results[-1], dtype=float)
+
+    return evaluate
+
+
+def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]]):
+    values: dict[str, np.ndarray] = {}
+    dims: dict[Dim, int] = {}
+    for name, shape in shapes.items():
+        if name not in arrays:
+            raise MatdiffError(f"no value given for variable {name}",
+                               hint=f"pass {name}=<array of shape {_shape_text(shape)}>")
+        value = np.asarray(arrays[name], dtype=float)
+        if value.ndim != len(shape):
+            raise MatdiffError(f"{name} should have {len(shape)} axes "
+                               f"({_shape_text(shape)}), got an array of shape {value.shape}")
+        for d, n in zip(shape, value.shape):
+            expected = d if isinstance(d, int) else dims.setdefault(d, n)
+            if expected != n:
+                raise MatdiffError(f"{name} has shape {value.shape}, but dimension {d} is "
+                                   f"{expected} elsewhere")
+        values[name] = value
+    return values, dims
+
+
+def _shape_text(shape: tuple[Dim, ...]) -> str:
+    return "scalar" if not shape else "×".join(str(d) for d in shape)
+
+
+def _size(dims: Mapping[Dim, int], d: Dim) -> int:
+    return d if isinstance(d, int) else dims[d]
+
+
+def _step(node: Expr) -> Callable:
+    op = node.op
+    if op == "num":
+        value = float(node.data)
+        return lambda values, dims: value
+    if op == "const":
+        return lambda values, dims: np.pi
+    if op == "dim":
+        d = node.data
+        return lambda values, dims: float(dims[d])
+    if op == "var":
+        name = node.data[0]
+        return lambda values, dims: values[name]
+    if op == "zero":
+        shape = node.shape
+        return lambda values, dims: np.zeros(tuple(_size(dims, d) for d in shape))
+    if op == "ones":
+        (d,) = node.shape
+        return lambda values, dims: np.ones(_size(dims, d))
+    if op == "delta":
+        d = node.shape[0]
+        return lambda values, dims: np.eye(_size(dims, d))
+    if op == "sum":
+        coefs = [float(c) for c in node.data]
+        return lambda values, dims, *terms: sum(c * t for c, t in zip(coefs, terms))
+    if op == "einsum":
+        return _einsum_step(node)
+    fn = PRIMITIVES[op].numpy
+    return lambda values, dims, *args: fn(*args)
+
+
+def _einsum_step(node: Expr) -> Callable:
+    factor_idx, out = node.data
+    labels = {i: n for n, i in enumerate(dict.fromkeys([i for idx in factor_idx for i in idx]))}
+    if len(labels) > len(_LETTERS):
+        raise MatdiffError(f"a contraction with {len(labels)} indices is too large to evaluate")
+    sub = ",".join("".join(_LETTERS[labels[i]] for i in idx) for idx in factor_idx)
+    spec = f"{sub}->{''.join(_LETTERS[labels[i]] for i in out)}"
+    optimize = "greedy" if len(factor_idx) > 2 else False
+    return lambda values, dims, *args: np.einsum(spec, *args, optimize=optimize)

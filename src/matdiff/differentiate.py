@@ -1,0 +1,67 @@
+"""Differentiation: one chain-rule engine over the DAG, the rules themselves live with the
+primitives in :mod:`matdiff.ir`.
+
+``derivative(f, x)`` has shape ``f.shape + x.shape``: the gradient for a scalar f, the Jacobian
+``J[i, j] = df[i]/dx[j]`` for a vector f, a 4-index tensor for a matrix of a matrix. The result
+is again an IR expression, so a Hessian is the derivative of a derivative.
+"""
+
+from __future__ import annotations
+
+from .errors import MatdiffError
+from .ir import (
+    PRIMITIVES,
+    Expr,
+    add,
+    depends_on,
+    einsum,
+    identity_tangent,
+    topological,
+    zero,
+)
+
+
+def derivative(f: Expr, x: Expr) -> Expr:
+    """The derivative of ``f`` with respect to the variable node ``x`` (not simplified)."""
+    if x.op != "var":
+        raise ValueError("derivative(): x must be a variable")
+    name, k = x.data[0], x.ndim
+    tangent: dict[int, Expr | None] = {}
+    for node in topological(f):
+        if not depends_on(node, name):
+            tangent[id(node)] = None
+        elif node.op == "var":
+            tangent[id(node)] = identity_tangent(x.shape)
+        elif node.op == "sum":
+            tangent[id(node)] = _sum_rule(node, [tangent[id(a)] for a in node.args])
+        elif node.op == "einsum":
+            tangent[id(node)] = _product_rule(node, [tangent[id(a)] for a in node.args], k)
+        else:
+            primitive = PRIMITIVES[node.op]
+            if not primitive.differentiable:
+                raise MatdiffError(
+                    f"{node.op} is not differentiable: its derivative is 0 wherever it exists "
+                    f"and undefined where its argument is 0",
+                    hint=f"differentiate an expression without {node.op}(...) of {name}")
+            tangent[id(node)] = primitive.jvp(node, [tangent[id(a)] for a in node.args], k)
+    result = tangent[id(f)]
+    return zero(f.shape + x.shape) if result is None else result
+
+
+def _sum_rule(node: Expr, tangents: list[Expr | None]) -> Expr:
+    return add([(c, t) for c, t in zip(node.data, tangents) if t is not None])
+
+
+def _product_rule(node: Expr, tangents: list[Expr | None], k: int) -> Expr:
+    """d(a_I b_J ...) = da_IP b_J ... + a_I db_JP ... with fresh indices P for the variable."""
+    factor_indices, out = node.data
+    first_free = 1 + max((i for idx in factor_indices for i in idx), default=-1)
+    p = tuple(range(first_free, first_free + k))
+    factors = list(zip(node.args, factor_indices))
+    terms = []
+    for n, t in enumerate(tangents):
+        if t is None:
+            continue
+        with_tangent = factors[:n] + [(t, factor_indices[n] + p)] + factors[n + 1:]
+        terms.append((1, einsum(with_tangent, out + p)))
+    return add(terms)

@@ -1,0 +1,599 @@
+"""Raising: from index contractions back to matrix notation, factored as a person writes it.
+
+A contraction's indices form a graph: an index on exactly two factors is an edge. Chains of
+edges are matrix products (a factor entered from its column side is transposed), closed chains
+are traces, a vector on an index shared with two other factors is a ``diag``, vectors on one
+index are a Hadamard product. Sums are then factored: common scalar factors and coefficients,
+then common left or right factors of the products (``A*x + A'*x`` is ``(A + A')*x``).
+
+The result is a small notation tree (below), which :mod:`matdiff.render` prints. An expression
+with more than two free indices, or one whose index graph has no matrix form, is raised to
+index notation instead (:class:`IndexForm`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from math import gcd
+
+from .ir import Expr
+from .simplify import is_symmetric
+
+# ----------------------------------------------------------------------------------------------
+# the notation tree
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Num:
+    value: Fraction
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A variable or named constant (``pi``, ``eye``)."""
+    name: str
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Transpose:
+    arg: object
+
+
+@dataclass(frozen=True)
+class Power:
+    base: object
+    exponent: object
+    elementwise: bool
+
+
+@dataclass(frozen=True)
+class Mono:
+    """coef * scalars * chain / den: scalar factors first, then the matrix/vector product in
+    order; the denominators are scalars."""
+    coef: Fraction
+    scalars: tuple = ()
+    chain: tuple = ()
+    den: tuple = ()
+
+
+@dataclass(frozen=True)
+class Hadamard:
+    """factors[0] .* factors[1] .* ... ./ den[0] ./ ..."""
+    factors: tuple
+    den: tuple = ()
+
+
+@dataclass(frozen=True)
+class Sum:
+    terms: tuple  # of Mono
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """base[i, j] in index notation; ``base`` None for the identity written delta(i, j)."""
+    base: object
+    indices: tuple
+
+
+@dataclass(frozen=True)
+class IndexForm:
+    """An index-notation product-sum ``D[out] = sum of coef * prod Indexed``; summed indices
+    are those not in ``out``."""
+    out: tuple
+    terms: tuple  # of Mono whose factors are Indexed / scalar notation
+
+
+ONES = Call("vector", (Num(Fraction(1)),))
+EYE = Sym("eye")
+
+
+def mono(x, scalar: bool) -> Mono:
+    if isinstance(x, Mono):
+        return x
+    return Mono(Fraction(1), (x,)) if scalar else Mono(Fraction(1), (), (x,))
+
+
+def transpose(x, symmetric: bool = False):
+    """x' with the obvious cancellations."""
+    if symmetric or isinstance(x, Num) or x == EYE:
+        return x
+    if isinstance(x, Transpose):
+        return x.arg
+    return Transpose(x)
+
+
+class NoMatrixForm(Exception):
+    """The index graph of a contraction has no matrix-notation form."""
+
+
+# ----------------------------------------------------------------------------------------------
+# raising
+# ----------------------------------------------------------------------------------------------
+
+OUT_NAMES = "ijklpqrstuvw"
+SUM_NAMES = "abcdefgh"
+
+
+def raise_expr(e: Expr, reading_order: dict[str, int] | None = None):
+    """The notation tree of a simplified IR expression (matrix notation where one exists).
+
+    ``reading_order`` ranks variable names (by first appearance in the input, say): terms are
+    listed, and the signs of differences chosen, to read like the input (``x - m``, not
+    ``m - x``).
+    """
+    raiser = _Raiser(reading_order or {})
+    if e.ndim > 2:
+        return index_form(e, raiser)
+    try:
+        return raiser.raise_(e)
+    except NoMatrixForm:
+        return index_form(e, raiser)
+
+
+class _Raiser:
+    def __init__(self, reading_order: dict[str, int]):
+        self.memo: dict[Expr, object] = {}
+        self.reading_order = reading_order
+
+    def raise_(self, e: Expr):
+        done = self.memo.get(e)
+        if done is None:
+            done = self.memo[e] = self._raise(e)
+        return done
+
+    def _raise(self, e: Expr):
+        op = e.op
+        if op == "num":
+            return Num(e.data)
+        if op in ("const", "dim"):
+            return Sym(e.data)
+        if op == "var":
+            return Sym(e.data[0])
+        if op == "ones":
+            return ONES
+        if op == "delta":
+            return EYE
+        if op == "zero":
+            return Num(Fraction(0)) if not e.shape else Call(
+                "vector" if e.ndim == 1 else "matrix", (Num(Fraction(0)),))
+        if op == "sum":
+            return self.factor_sum([scale_mono(c, self.raise_(t), not t.ndim)
+                                    for c, t in zip(e.data, e.args)])
+        if op == "einsum":
+            return self._contraction(e)
+        if op == "pow":
+            return self._power(e)
+        if e.ndim > 2 or any(a.ndim > 2 for a in e.args):
+            raise NoMatrixForm
+        return Call(op, tuple(self.raise_(a) for a in e.args))
+
+    def _power(self, e: Expr):
+        base, exponent = e.args
+        b, x = self.raise_(base), self.raise_(exponent)
+        if exponent.op == "num" and exponent.data == Fraction(1, 2) and not base.ndim:
+            return Call("sqrt", (b,))
+        return Power(b, x, bool(base.ndim))
+
+    # reading order ----------------------------------------------------------------------------
+    def rank(self, note) -> tuple:
+        """Where a term's first variable stands in the input; constants last."""
+        names = [self.reading_order.get(n, len(self.reading_order)) for n in _names(note)]
+        return (min(names) if names else len(self.reading_order) + 1, _weight(note))
+
+    def factor_sum(self, terms: list[Mono]):
+        return factor_sum(terms, self.rank)
+
+    def prefer_positive(self, note) -> tuple[object, int]:
+        """A difference written the way round the input reads (x - m), and the sign moved."""
+        if not isinstance(note, Sum):
+            return note, 1
+        lead = min(note.terms, key=self.rank)
+        if lead.coef > 0:
+            return note, 1
+        flipped = self.factor_sum([Mono(-t.coef, t.scalars, t.chain, t.den) for t in note.terms])
+        return flipped, -1
+
+    # contractions -------------------------------------------------------------------------
+
+    def _contraction(self, e: Expr) -> Mono:
+        factor_idx, out = e.data
+        if any(x.ndim > 2 for x in e.args):
+            raise NoMatrixForm
+        sign = 1
+        pieces = []
+        for x, idx in zip(e.args, factor_idx):
+            note, flip = self.prefer_positive(self.raise_(x))
+            sign *= flip
+            pieces.append(_Piece(note, idx, is_symmetric(x)))
+        fresh = itertools.count(1 + max([i for p in pieces for i in p.idx] + list(out),
+                                        default=-1))
+        pieces = [p.diagonal() for p in pieces]
+        pieces = _hadamard_matrices(pieces, out)
+        pieces, at_output = _resolve_shared_indices(pieces, out, fresh, self.rank)
+        pieces = _close_dangling(pieces, out)
+        result = _chains(pieces, out, self.rank)
+        if at_output is not None:  # v .* (A*x): a vector on the output index
+            inner = Mono(Fraction(1), (), result.chain)
+            result = Mono(result.coef, result.scalars, (_hadamard([at_output, inner],
+                                                                    self.rank),))
+        if sign < 0:
+            result = Mono(-result.coef, result.scalars, result.chain, result.den)
+        return result
+
+
+@dataclass
+class _Piece:
+    """A factor in the index graph: its notation, its indices (0, 1 or 2), and whether it is a
+    symmetric matrix."""
+    note: object
+    idx: tuple
+    symmetric: bool = False
+
+    def diagonal(self) -> _Piece:
+        if len(self.idx) == 2 and self.idx[0] == self.idx[1]:
+            if self.note == EYE:
+                return _Piece(ONES, self.idx[:1])
+            return _Piece(Call("diag", (self.note,)), self.idx[:1])
+        return self
+
+    def oriented(self, first: int):
+        """The matrix with index ``first`` as its row index."""
+        return self.note if self.idx[0] == first else transpose(self.note, self.symmetric)
+
+
+def _count(pieces: list[_Piece], out: tuple) -> dict:
+    count = {i: 1 for i in out}
+    for p in pieces:
+        for i in p.idx:
+            count[i] = count.get(i, 0) + 1
+    return count
+
+
+def _hadamard_matrices(pieces: list[_Piece], out: tuple) -> list[_Piece]:
+    """Matrices on the same two indices that other factors also carry: A .* B (or A .* B')."""
+    count = _count(pieces, out)
+    result: list[_Piece] = []
+    for p in pieces:
+        if len(p.idx) == 2 and (count[p.idx[0]] > 2 or count[p.idx[1]] > 2):
+            for q in result:
+                if len(q.idx) == 2 and set(q.idx) == set(p.idx):
+                    q.note = _hadamard([q.note, p.oriented(q.idx[0])])
+                    q.symmetric = q.symmetric and p.symmetric
+                    break
+            else:
+                result.append(_Piece(p.note, p.idx, p.symmetric))
+            continue
+        result.append(p)
+    return result
+
+
+def _hadamard(notes: list, rank=None):
+    """notes[0] .* notes[1] .* ..., with elementwise reciprocals as ./ and simpler factors
+    first."""
+    factors, den = [], []
+    for n in notes:
+        if isinstance(n, Hadamard):
+            factors += n.factors
+            den += n.den
+        elif isinstance(n, Power) and n.elementwise and n.exponent == Num(Fraction(-1)):
+            den.append(n.base)
+        else:
+            factors.append(n)
+    if rank is not None:
+        factors.sort(key=_weight)
+        den.sort(key=_weight)
+    if not factors:
+        factors = [ONES]
+    if len(factors) == 1 and not den:
+        return factors[0]
+    return Hadamard(tuple(factors), tuple(den))
+
+
+def _resolve_shared_indices(pieces, out, fresh, rank):
+    """Every index must end up on exactly two places (factors or the output). Vectors on an
+    index are multiplied elementwise; a vector between two other factors becomes a diag, or,
+    on the output index of a vector result, an elementwise product with the rest.
+
+    Returns the pieces and the vector to multiply the result by elementwise (or None)."""
+    at_output = None
+    while True:
+        count = _count(pieces, out)
+        crowded = [i for i, c in count.items() if c > 2]
+        if not crowded:
+            return pieces, at_output
+        a = crowded[0]
+        vectors = [p for p in pieces if p.idx == (a,)]
+        others = [p for p in pieces if a in p.idx and p.idx != (a,)]
+        structural = len(others) + (a in out)
+        if not vectors:
+            raise NoMatrixForm
+        h = _hadamard([v.note for v in vectors], rank)
+        pieces = [p for p in pieces if p.idx != (a,)]
+        if structural <= 1:
+            pieces.append(_Piece(h, (a,)))
+        elif structural == 2 and len(out) == 1 and a in out and at_output is None:
+            at_output = h
+        elif structural == 2:
+            b = next(fresh)
+            target = others[-1]
+            target.idx = tuple(b if i == a else i for i in target.idx)
+            pieces.append(_Piece(Call("diag", (h,)), (a, b), True))
+        else:
+            raise NoMatrixForm
+
+
+def _close_dangling(pieces, out) -> list[_Piece]:
+    """An index summed on one factor alone: a sum (vector) or a product with vector(1)."""
+    count = _count(pieces, out)
+    result = []
+    for p in pieces:
+        lone = [i for i in p.idx if count[i] == 1]
+        if len(p.idx) == 1 and lone:
+            result.append(_Piece(Call("sum", (p.note,)), ()))
+            continue
+        result.append(p)
+        for i in lone:
+            result.append(_Piece(ONES, (i,)))
+    return result
+
+
+def _chains(pieces: list[_Piece], out: tuple, rank) -> Mono:
+    scalars = [p.note for p in pieces if not p.idx]
+    rest = [p for p in pieces if p.idx]
+    by_index: dict = {}
+    for p in rest:
+        for i in p.idx:
+            by_index.setdefault(i, []).append(p)
+    used: set[int] = set()
+
+    def walk(i, start_vector=None):
+        """Follow a chain from an open end (an output index, or a vector at its start);
+        returns ([(factor, symmetric)], the output index it ended on or None at a vector)."""
+        factors = []
+        if start_vector is not None:
+            used.add(id(start_vector))
+            factors.append((start_vector.note, False))
+        while True:
+            candidates = [p for p in by_index.get(i, []) if id(p) not in used]
+            if not candidates:
+                return factors, i
+            piece = candidates[0]
+            used.add(id(piece))
+            if len(piece.idx) == 1:
+                factors.append((piece.note, False))
+                return factors, None
+            factors.append((piece.oriented(i), piece.symmetric))
+            i = piece.idx[1] if piece.idx[0] == i else piece.idx[0]
+            if i in out:
+                return factors, i
+
+    chain: list = []
+    if len(out) >= 1:
+        first, end = walk(out[0])
+        if len(out) == 2 and end == out[1]:
+            chain = [f for f, _ in first]
+        elif len(out) == 2:
+            second, end2 = walk(out[1])
+            if end is not None or end2 is not None:
+                raise NoMatrixForm
+            chain = [f for f, _ in first] + [transpose(f, sym) for f, sym in reversed(second)]
+        elif end is not None:
+            raise NoMatrixForm
+        else:
+            chain = [f for f, _ in first]
+    for p in rest:  # scalar chains u'*M*v, then traces
+        if id(p) not in used and len(p.idx) == 1:
+            factors, _ = walk(p.idx[0], p)
+            scalars.append(_scalar_chain(factors))
+    for p in rest:
+        if id(p) not in used:
+            factors, _ = walk(p.idx[0])
+            scalars.append(_trace(factors))
+    chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
+    if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono):
+        return scalars[0]
+    scalars.sort(key=rank)
+    return Mono(Fraction(1), tuple(scalars), tuple(chain))
+
+
+def _transposes(factors) -> int:
+    """How many factors are transposed (fewer read better)."""
+    return sum(isinstance(f, Transpose) for f in factors)
+
+
+def _reverse(factors: list[tuple]) -> list[tuple]:
+    return [(transpose(f, sym), sym) for f, sym in reversed(factors)]
+
+
+def _scalar_chain(factors: list[tuple]):
+    """u'*M*...*v from a chain that starts and ends at vectors (u first)."""
+    backwards = _reverse(factors)
+    if _transposes(f for f, _ in backwards) < _transposes(f for f, _ in factors):
+        factors = backwards
+    (u, _), *middle, (v, _) = factors
+    if u == ONES and not middle:
+        return Call("sum", (v,))
+    if v == ONES and not middle:
+        return Call("sum", (u,))
+    return Mono(Fraction(1), (), tuple([transpose(u)] + [f for f, _ in middle] + [v]))
+
+
+def _trace(factors: list[tuple]):
+    """tr of a closed chain, started where it reads with the fewest transposes."""
+    best = None
+    for seq in (factors, _reverse(factors)):
+        for k in range(len(seq)):
+            rotated = [f for f, _ in seq[k:] + seq[:k]]
+            key = (_transposes(rotated), k)
+            if best is None or key < best[0]:
+                best = (key, rotated)
+    rotated = [f for f in best[1] if f != EYE] or [EYE]
+    if rotated == [EYE]:
+        raise NoMatrixForm  # tr(eye) is a dimension; left to index notation
+    return Call("tr", (Mono(Fraction(1), (), tuple(rotated)) if len(rotated) > 1 else rotated[0],))
+
+
+def _children(note) -> list:
+    if isinstance(note, (Sym, Num)):
+        return []
+    out = []
+    for value in vars(note).values():
+        if isinstance(value, tuple):
+            out.extend(v for v in value if not isinstance(v, (str, Fraction)))
+        elif value is not None and not isinstance(value, (str, Fraction, bool)):
+            out.append(value)
+    return out
+
+
+def _names(note) -> list[str]:
+    if isinstance(note, Sym):
+        return [note.name]
+    return [n for c in _children(note) for n in _names(c)]
+
+
+def _weight(note) -> int:
+    """Size of a notation tree: simpler factors are written first."""
+    return 1 + sum(_weight(c) for c in _children(note))
+
+
+# ----------------------------------------------------------------------------------------------
+# factoring sums
+# ----------------------------------------------------------------------------------------------
+
+
+def scale_mono(c: Fraction, x, scalar: bool) -> Mono:
+    m = mono(x, scalar)
+    return Mono(m.coef * c, m.scalars, m.chain, m.den)
+
+
+def factor_sum(terms: list[Mono], rank):
+    """A sum of monomials, factored: common scalar factors and coefficients pulled out, then
+    common right or left ends of the products (each term keeping a non-empty product).
+    ``rank`` orders the terms (positive ones first)."""
+    terms = [_split_den(t) for t in terms]
+    if len(terms) == 1:
+        return terms[0]
+    scalar_valued = not any(t.chain for t in terms)
+    common_coef = _common_coefficient([t.coef for t in terms])
+    common = _common_multiset([list(t.scalars) for t in terms])
+    common_den = _common_multiset([list(t.den) for t in terms])
+    if common_coef != 1 or common or common_den:
+        inner = [Mono(t.coef / common_coef, _without(t.scalars, common), t.chain,
+                      _without(t.den, common_den)) for t in terms]
+        if all(t.scalars or t.chain for t in inner):
+            factored = factor_sum(inner, rank)
+            if scalar_valued:
+                return Mono(common_coef, tuple(common) + (factored,), (), tuple(common_den))
+            return Mono(common_coef, tuple(common), (factored,), tuple(common_den))
+    if not any(t.scalars or t.den for t in terms):
+        for side in ("right", "left"):
+            k = _common_end([t.chain for t in terms], side)
+            if not k:
+                continue
+            if side == "right":
+                inner = [Mono(t.coef, (), t.chain[:-k]) for t in terms]
+                return Mono(Fraction(1), (), (factor_sum(inner, rank),) + terms[0].chain[-k:])
+            inner = [Mono(t.coef, (), t.chain[k:]) for t in terms]
+            return Mono(Fraction(1), (), terms[0].chain[:k] + (factor_sum(inner, rank),))
+    ordered = sorted(terms, key=lambda t: (t.coef < 0, _transposes(t.chain), rank(t)))
+    return Sum(tuple(ordered))
+
+
+def _split_den(t: Mono) -> Mono:
+    """Scalar powers with negative integer exponents move to the denominator."""
+    scalars, den = [], list(t.den)
+    for f in t.scalars:
+        if isinstance(f, Power) and not f.elementwise and isinstance(f.exponent, Num) \
+                and f.exponent.value < 0 and f.exponent.value.denominator == 1:
+            e = -f.exponent.value
+            den.append(f.base if e == 1 else Power(f.base, Num(e), False))
+        else:
+            scalars.append(f)
+    return Mono(t.coef, tuple(scalars), t.chain, tuple(den))
+
+
+def _common_coefficient(coefs: list[Fraction]) -> Fraction:
+    if len({abs(c) for c in coefs}) == 1:
+        return abs(coefs[0])
+    numerator, denominator = 0, 1
+    for c in coefs:
+        numerator = gcd(numerator, c.numerator)
+        denominator = denominator * c.denominator // gcd(denominator, c.denominator)
+    return Fraction(numerator, denominator) if numerator else Fraction(1)
+
+
+def _common_multiset(lists: list[list]) -> list:
+    first, *others = lists
+    common = []
+    pools = [list(o) for o in others]
+    for f in first:
+        if all(f in pool for pool in pools):
+            common.append(f)
+            for pool in pools:
+                pool.remove(f)
+    return common
+
+
+def _without(factors: tuple, remove: list) -> tuple:
+    out = list(factors)
+    for f in remove:
+        out.remove(f)
+    return tuple(out)
+
+
+def _common_end(chains: list[tuple], side: str) -> int:
+    """Length of the common run at one end of every chain, each keeping one factor."""
+    shortest = min(len(c) for c in chains)
+    k = 0
+    while k < shortest - 1:
+        pick = {c[-1 - k] if side == "right" else c[k] for c in chains}
+        if len(pick) != 1:
+            break
+        k += 1
+    return k
+
+
+# ----------------------------------------------------------------------------------------------
+# index notation
+# ----------------------------------------------------------------------------------------------
+
+
+def index_form(e: Expr, raiser: _Raiser) -> IndexForm:
+    """``D[i, j, ...] = ...`` for any simplified expression."""
+    out_names = OUT_NAMES[: e.ndim]
+    terms = []
+    pairs = zip(e.data, e.args) if e.op == "sum" else [(Fraction(1), e)]
+    for c, t in pairs:
+        terms.append(scale_mono(c, _index_term(t, out_names, raiser), False))
+    return IndexForm(tuple(out_names), tuple(terms))
+
+
+def _index_term(t: Expr, out_names: str, raiser: _Raiser) -> Mono:
+    if t.op != "einsum":
+        return Mono(Fraction(1), (), (Indexed(raiser.raise_(t), tuple(out_names)),))
+    factor_idx, out = t.data
+    names = dict(zip(out, out_names))
+    summed = iter(SUM_NAMES + "".join(f"s{n}" for n in range(100)))
+    for idx in factor_idx:
+        for i in idx:
+            if i not in names:
+                names[i] = next(summed)
+    scalars, indexed = [], []
+    for x, idx in zip(t.args, factor_idx):
+        labels = tuple(names[i] for i in idx)
+        if x.op == "delta":
+            indexed.append(Indexed(None, labels))
+        elif not idx:
+            scalars.append(raiser.raise_(x))
+        else:
+            indexed.append(Indexed(raiser.raise_(x), labels))
+    return Mono(Fraction(1), tuple(scalars), tuple(indexed))

@@ -1,0 +1,242 @@
+"""Rendering the notation tree as text (the input syntax, so it parses back), LaTeX or Unicode.
+
+One precedence-driven printer serves all three; a style says how each construct is spelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .raising import (
+    EYE,
+    ONES,
+    Call,
+    Hadamard,
+    Indexed,
+    IndexForm,
+    Mono,
+    Num,
+    Power,
+    Sum,
+    Sym,
+    Transpose,
+)
+
+# precedence levels: a child printed below the level its parent needs gets parentheses
+SUM, NEG, PRODUCT, POWER, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    times: str          # matrix / scalar product
+    hadamard: str
+    divide_elementwise: str
+    minus: str
+    lparen: str
+    rparen: str
+
+
+TEXT = Style("text", "*", ".*", "./", "-", "(", ")")
+LATEX = Style("latex", " ", r" \odot ", r" \oslash ", "-", r"\left(", r"\right)")
+UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
+
+_LATEX_FUNCTIONS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos",
+                    "tan": r"\tan", "tanh": r"\tanh", "det": r"\det", "logdet": r"\log\det",
+                    "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}",
+                    "sum": r"\operatorname{sum}", "abs": r"\operatorname{abs}",
+                    "sign": r"\operatorname{sign}", "relu": r"\operatorname{relu}",
+                    "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}"}
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
+                      Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
+
+
+def render(node, style: Style = TEXT) -> str:
+    return _Printer(style).show(node)
+
+
+def _inline_chain(chain: tuple) -> list:
+    """A product nested in a product's chain needs no parentheses: (A*B)*x is A*B*x."""
+    out = []
+    for f in chain:
+        if isinstance(f, Mono) and f.coef == 1 and not f.den and not f.scalars:
+            out.extend(_inline_chain(f.chain))
+        else:
+            out.append(f)
+    return out
+
+
+class _Printer:
+    def __init__(self, style: Style):
+        self.s = style
+
+    # a node printed, and its precedence level
+    def show(self, node) -> str:
+        return self.print(node)[0]
+
+    def at_least(self, node, level: int) -> str:
+        text, own = self.print(node)
+        return text if own >= level else f"{self.s.lparen}{text}{self.s.rparen}"
+
+    def print(self, node) -> tuple[str, int]:
+        method = getattr(self, "p_" + type(node).__name__)
+        return method(node)
+
+    # atoms ------------------------------------------------------------------------------------
+    def p_Num(self, node: Num) -> tuple[str, int]:
+        v = node.value
+        sign = self.s.minus if v < 0 else ""
+        a = abs(v)
+        if a.denominator == 1:
+            return f"{sign}{a.numerator}", NEG if v < 0 else ATOM
+        if self.s is LATEX:
+            return f"{sign}\\frac{{{a.numerator}}}{{{a.denominator}}}", NEG if v < 0 else ATOM
+        if self.s is UNICODE and a in _UNICODE_FRACTIONS:
+            return f"{sign}{_UNICODE_FRACTIONS[a]}", NEG if v < 0 else ATOM
+        return f"{sign}{a.numerator}/{a.denominator}", NEG if v < 0 else PRODUCT
+
+    def p_Sym(self, node: Sym) -> tuple[str, int]:
+        if self.s is TEXT:
+            return node.name, ATOM
+        if node == EYE:
+            return "I", ATOM
+        if node.name == "pi":
+            return (r"\pi" if self.s is LATEX else "π"), ATOM
+        if self.s is LATEX and len(node.name) > 1:
+            head, tail = node.name[0], node.name[1:]
+            if tail.isdigit():
+                return f"{head}_{{{tail}}}", ATOM
+            return rf"\mathit{{{node.name}}}", ATOM
+        return node.name, ATOM
+
+    def p_Call(self, node: Call) -> tuple[str, int]:
+        s = self.s
+        if node == ONES and s is not TEXT:
+            return (r"\mathbf{1}" if s is LATEX else "𝟏"), ATOM
+        if node.fn in ("vector", "matrix") and s is not TEXT:
+            value = self.show(node.args[0])
+            return (rf"{value}\,\mathbf{{1}}" if s is LATEX else f"{value}·𝟏"), PRODUCT
+        args = ", ".join(self.show(a) for a in node.args)
+        if s is TEXT:
+            return f"{node.fn}({args})", ATOM
+        (arg,) = node.args
+        if node.fn == "inv":
+            mark = "^{-1}" if s is LATEX else "⁻¹"
+            return f"{self.at_least(arg, ATOM)}{mark}", POSTFIX
+        if node.fn == "sqrt":
+            return (rf"\sqrt{{{args}}}" if s is LATEX else f"√({args})"), ATOM
+        if node.fn == "abs" and s is LATEX:
+            return rf"\left|{args}\right|", ATOM
+        name = _LATEX_FUNCTIONS.get(node.fn, node.fn) if s is LATEX else node.fn
+        return f"{name}{s.lparen}{args}{s.rparen}", ATOM
+
+    def p_Transpose(self, node: Transpose) -> tuple[str, int]:
+        s = self.s
+        if s is TEXT:
+            return f"{self.at_least(node.arg, ATOM)}'", POSTFIX
+        if isinstance(node.arg, Call) and node.arg.fn == "inv":
+            base = self.at_least(node.arg.args[0], ATOM)
+            return base + (r"^{-\top}" if s is LATEX else "⁻ᵀ"), POSTFIX
+        mark = r"^{\top}" if s is LATEX else "ᵀ"
+        return f"{self.at_least(node.arg, ATOM)}{mark}", POSTFIX
+
+    def p_Power(self, node: Power) -> tuple[str, int]:
+        s = self.s
+        base = self.at_least(node.base, POSTFIX)
+        e = node.exponent
+        if s is TEXT:
+            op = ".^" if node.elementwise else "^"
+            if isinstance(e, Num) and e.value >= 0 and e.value.denominator == 1:
+                return f"{base}{op}{e.value}", POWER
+            return f"{base}{op}({self.show(e)})", POWER
+        if s is LATEX:
+            exponent = self.show(e)
+            if node.elementwise:
+                return rf"{base}^{{\circ {exponent}}}", POWER
+            return f"{base}^{{{exponent}}}", POWER
+        if isinstance(e, Num) and e.value.denominator == 1:
+            sup = str(e.value).translate(_SUPERSCRIPT)
+            return f"{base}{'˙' if node.elementwise else ''}{sup}", POWER
+        return f"{base}{'.^' if node.elementwise else '^'}({self.show(e)})", POWER
+
+    # products and sums -------------------------------------------------------------------------
+    def join_product(self, parts: list[str]) -> str:
+        if self.s is not UNICODE:
+            return self.s.times.join(parts)
+        out = parts[0]
+        for p in parts[1:]:
+            tight = out.endswith((")", "ᵀ", "¹")) or p.startswith("(")
+            out += p if tight else " " + p
+        return out
+
+    def coefficient(self, a: Fraction) -> str:
+        if a.denominator == 1 or self.s is not TEXT:
+            return self.show(Num(a))
+        return f"{a.numerator}/{a.denominator}"
+
+    def p_Mono(self, node: Mono) -> tuple[str, int]:
+        s = self.s
+        factors = list(node.scalars) + _inline_chain(node.chain)
+        den = list(node.den)
+        negative, a = node.coef < 0, abs(node.coef)
+        if not factors and not den:
+            return self.print(Num(node.coef))
+        if s is TEXT and a.denominator != 1 and len(factors) == 1 and not den:
+            den, a = [Num(Fraction(a.denominator))], Fraction(a.numerator)  # k/2, not 1/2*k
+        lone = len(factors) == 1 and a == 1 and not den  # -y.*z needs no parentheses
+        parts = [self.at_least(f, PRODUCT if lone else POWER) for f in factors]
+        if a != 1 or not parts:
+            parts.insert(0, self.coefficient(a))
+        if len(parts) == 1 and not den and not negative:
+            return self.print(factors[0]) if factors else self.print(Num(a))
+        text, level = self.join_product(parts), PRODUCT
+        if den:
+            below = [self.at_least(d, POWER) for d in den]
+            if s is LATEX:
+                text, level = rf"\frac{{{text}}}{{{self.join_product(below)}}}", ATOM
+            elif len(den) == 1:
+                text = f"{text}/{below[0]}"
+            else:
+                text = f"{text}/{s.lparen}{self.join_product(below)}{s.rparen}"
+        if negative:
+            return f"{s.minus}{text}", NEG
+        return text, level
+
+    def p_Hadamard(self, node: Hadamard) -> tuple[str, int]:
+        s = self.s
+        text = s.hadamard.join(self.at_least(f, POWER) for f in node.factors)
+        for d in node.den:
+            text += f"{s.divide_elementwise}{self.at_least(d, POWER)}"
+        return text, PRODUCT
+
+    def p_Sum(self, node: Sum) -> tuple[str, int]:
+        s = self.s
+        out = ""
+        for n, term in enumerate(node.terms):
+            negative = term.coef < 0
+            body = self.at_least(Mono(abs(term.coef), term.scalars, term.chain, term.den), PRODUCT)
+            if n == 0:
+                out = f"{s.minus}{body}" if negative else body
+            else:
+                out += f" {s.minus} {body}" if negative else f" + {body}"
+        return out, SUM
+
+    # index notation ------------------------------------------------------------------------------
+    def p_Indexed(self, node: Indexed) -> tuple[str, int]:
+        s = self.s
+        if node.base is None:
+            if s is LATEX:
+                return rf"\delta_{{{''.join(node.indices)}}}", ATOM
+            return f"delta({','.join(node.indices)})", ATOM
+        base = self.at_least(node.base, ATOM)
+        if s is LATEX:
+            return f"[{base}]_{{{''.join(node.indices)}}}", ATOM
+        return f"{base}[{','.join(node.indices)}]", ATOM
+
+    def p_IndexForm(self, node: IndexForm) -> tuple[str, int]:
+        body = self.show(Sum(node.terms)) if len(node.terms) != 1 else self.show(node.terms[0])
+        if self.s is LATEX:
+            return rf"D_{{{''.join(node.out)}}} = {body}", SUM
+        return f"D[{','.join(node.out)}] = {body}", SUM

@@ -1,0 +1,606 @@
+"""Simplification: a canonical form for sums and contractions, plus local rewrite rules as data.
+
+The canonical form (what makes like terms meet):
+
+* a ``sum`` is flat, its terms distinct and sorted, no zero coefficients, numbers folded;
+  a scaled node ``c*t`` is a one-term sum;
+* an ``einsum`` is flat (no einsum or scaled factors), without eliminable identity matrices or
+  ones vectors, with ``A*inv(A)`` cancelled, powers of one base merged, and its factors and
+  summation indices in a canonical order, so that two contractions equal up to renaming of
+  summation indices (and to the order of a symmetric factor's indices) are the same node.
+
+``RULES`` holds the local identities (``inv(inv(A)) = A``, ``log(exp(x)) = x``, ...), one entry
+each, keyed by the primitive they rewrite. Every rewrite is an identity wherever the left side is
+defined (and real); none assumes more than the declared properties say.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from fractions import Fraction
+
+from .ir import (
+    Dim,
+    Expr,
+    Index,
+    add,
+    apply,
+    broadcast,
+    delta,
+    dimsize,
+    einsum,
+    einsum_dims,
+    num,
+    ones,
+    power,
+    scale,
+    topological,
+    zero,
+)
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+# ----------------------------------------------------------------------------------------------
+
+
+def simplify(root: Expr) -> Expr:
+    """The canonical simplified form of ``root`` (memoised on the nodes themselves)."""
+    for node in topological(root):  # bottom up, so the recursion below stays shallow
+        _simplified(node)
+    return _simplified(root)
+
+
+def _simplified(node: Expr) -> Expr:
+    done = node.cache.get("simplified")
+    if done is None:
+        done = _simplify_node(node)
+        node.cache["simplified"] = done
+        done.cache["simplified"] = done
+    return done
+
+
+def _simplify_node(node: Expr) -> Expr:
+    args = tuple(_simplified(a) for a in node.args)
+    if node.op == "sum":
+        return _canonical_sum(zip(node.data, args), node.shape)
+    if node.op == "einsum":
+        return _canonical_einsum(list(zip(args, node.data[0])), node.data[1], node.shape)
+    if not args:
+        return node
+    rebuilt = Expr(node.op, args, node.data, node.shape)
+    for rule in RULES.get(node.op, ()):
+        rewritten = rule(rebuilt)
+        if rewritten is not None:
+            return _simplified(rewritten)
+    return rebuilt
+
+
+# ----------------------------------------------------------------------------------------------
+# sums
+# ----------------------------------------------------------------------------------------------
+
+
+def _canonical_sum(terms, shape: tuple[Dim, ...]) -> Expr:
+    collected: dict[Expr, Fraction] = {}
+    for c, t in terms:
+        for c2, t2 in _scaled_terms(c, t):
+            collected[t2] = collected.get(t2, Fraction(0)) + c2
+    kept = sorted(((c, t) for t, c in collected.items() if c != 0), key=lambda ct: ct[1].key)
+    if not kept:
+        return zero(shape)
+    if len(kept) == 1 and kept[0][1].op == "num":
+        return num(kept[0][0])
+    if len(kept) == 1 and kept[0][0] == 1:
+        return kept[0][1]
+    return add(kept)
+
+
+def _scaled_terms(c: Fraction, t: Expr):
+    """The (coefficient, term) pairs of c*t, with sums flattened and numbers as c*num(1)."""
+    if t.op == "sum":
+        for c2, t2 in zip(t.data, t.args):
+            yield from _scaled_terms(c * c2, t2)
+    elif t.op == "num":
+        yield c * t.data, num(1)
+    elif t.op != "zero":
+        yield c, t
+
+
+def scaled(c: Fraction, t: Expr) -> Expr:
+    """c*t in canonical form, for an already simplified t."""
+    if c == 0:
+        return zero(t.shape)
+    if c == 1:
+        return t
+    return _canonical_sum([(c, t)], t.shape)
+
+
+def split_coefficient(e: Expr) -> tuple[Fraction, Expr]:
+    """(c, t) with e = c*t and t not a one-term sum."""
+    if e.op == "sum" and len(e.args) == 1:
+        return e.data[0], e.args[0]
+    if e.op == "num":
+        return e.data, num(1)
+    return Fraction(1), e
+
+
+# ----------------------------------------------------------------------------------------------
+# contractions
+# ----------------------------------------------------------------------------------------------
+
+Factor = tuple[Expr, tuple[Index, ...]]
+MAX_ARRANGEMENTS = 200
+
+
+def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
+                      shape: tuple[Dim, ...]) -> Expr:
+    dims: dict[Index, Dim] = {}
+    for x, idx in factors:
+        dims.update(zip(idx, x.shape))
+    coef, flat = Fraction(1), factors
+    while True:
+        c, flat = _flatten(flat, dims)
+        coef *= c
+        if coef == 0:
+            return zero(shape)
+        changed = _eliminate_identities(flat, out, dims)
+        changed = _cancel_inverses(flat, out) or changed
+        changed = _merge_powers(flat) or changed
+        if not changed:
+            break
+    if not flat:
+        return num(coef)
+    if len(flat) == 1 and flat[0][1] == out:
+        return scaled(coef, flat[0][0])
+    flat, out = _canonical_order(flat, out)
+    if len(flat) == 1 and flat[0][1] == out:
+        return scaled(coef, flat[0][0])
+    return scaled(coef, einsum(flat, out))
+
+
+def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, list[Factor]]:
+    """Inline nested contractions, pull coefficients and numbers out."""
+    coef = Fraction(1)
+    fresh = itertools.count(1 + max(dims, default=-1))
+    work = list(reversed(factors))
+    flat: list[Factor] = []
+    while work:
+        x, idx = work.pop()
+        if x.op == "zero":
+            return Fraction(0), []
+        if x.op == "num":
+            coef *= x.data
+            continue
+        if x.op == "sum" and len(x.args) == 1:
+            coef *= x.data[0]
+            work.append((x.args[0], idx))
+            continue
+        if x.op == "sum" and x.data[0] != 1:
+            lead = x.data[0]
+            coef *= lead
+            x = add([(c / lead, t) for c, t in zip(x.data, x.args)])
+        if x.op == "einsum":
+            inner_idx, inner_out = x.data
+            rename = dict(zip(inner_out, idx))
+            for fi in inner_idx:
+                for i in fi:
+                    if i not in rename:
+                        rename[i] = next(fresh)
+            inner_dims = einsum_dims(x)
+            for i, j in rename.items():
+                dims[j] = inner_dims[i]
+            for a, fi in reversed(list(zip(x.args, inner_idx))):
+                work.append((a, tuple(rename[i] for i in fi)))
+            continue
+        flat.append((x, idx))
+    return coef, flat
+
+
+def _occurrences(flat: list[Factor], out: tuple[Index, ...]) -> dict[Index, int]:
+    count: dict[Index, int] = {i: 1 for i in out}
+    for _, idx in flat:
+        for i in idx:
+            count[i] = count.get(i, 0) + 1
+    return count
+
+
+def _remove(flat: list[Factor], pos: int, out: tuple[Index, ...], dims: dict[Index, Dim]) -> None:
+    """Drop a factor equal to 1 everywhere, keeping every index's range: an index it alone
+    carried into the output gets a ones vector, a summed one it alone carried its size."""
+    _, idx = flat.pop(pos)
+    count = _occurrences(flat, out)
+    for i in dict.fromkeys(idx):
+        others = count.get(i, 0) - (1 if i in out else 0)
+        if others == 0:
+            flat.append((ones(dims[i]), (i,)) if i in out else (dimsize(dims[i]), ()))
+
+
+def _rename(flat: list[Factor], old: Index, new: Index) -> None:
+    for n, (x, idx) in enumerate(flat):
+        if old in idx:
+            flat[n] = (x, tuple(new if i == old else i for i in idx))
+
+
+def _eliminate_identities(flat: list[Factor], out: tuple[Index, ...],
+                          dims: dict[Index, Dim]) -> bool:
+    """delta(a, b) renames b to a; a ones vector on an index some other factor carries is 1."""
+    changed = False
+    pos = 0
+    while pos < len(flat):
+        x, idx = flat[pos]
+        if x.op == "delta":
+            a, b = idx
+            if a == b:
+                flat[pos] = (ones(dims[a]), (a,))
+                changed = True
+                continue
+            if b in out and a in out:
+                pos += 1
+                continue
+            keep, gone = (a, b) if b not in out else (b, a)
+            _rename(flat, gone, keep)
+            flat[pos] = (ones(dims[keep]), (keep,))
+            changed = True
+            continue
+        if x.op == "ones":
+            (a,) = idx
+            if any(a in other for n, (_, other) in enumerate(flat) if n != pos) or a not in out:
+                _remove(flat, pos, out, dims)
+                changed = True
+                continue
+        pos += 1
+    return changed
+
+
+def _cancel_inverses(flat: list[Factor], out: tuple[Index, ...]) -> bool:
+    """A_ac inv(A)_cb = delta_ab when c is summed between just these two."""
+    count = _occurrences(flat, out)
+    for n, (x, xi) in enumerate(flat):
+        if x.op != "inv":
+            continue
+        a = x.args[0]
+        for m, (y, yi) in enumerate(flat):
+            if m == n or y is not a:
+                continue
+            for px, c in enumerate(xi):
+                if count[c] != 2 or c not in yi or xi[0] == xi[1] or yi[0] == yi[1]:
+                    continue
+                py = yi.index(c)
+                if px == py and not is_symmetric(a):
+                    continue
+                flat[n] = (delta(x.shape[0]), (yi[1 - py], xi[1 - px]))
+                del flat[m]
+                return True
+    return False
+
+
+def _merge_powers(flat: list[Factor]) -> bool:
+    """b^p * b^q = b^(p+q) for scalar factors, and for array factors on the same indices when
+    one is a power already (x'*x stays a dot product, not sum(x.^2))."""
+    groups: dict[tuple, list[int]] = {}
+    for n, (x, idx) in enumerate(flat):
+        if len(set(idx)) != len(idx):
+            continue
+        base, exponent = (x.args[0], x.args[1]) if x.op == "pow" else (x, num(1))
+        if exponent.ndim == 0 and base.op not in ("ones", "delta"):
+            groups.setdefault((base, idx), []).append(n)
+    for (base, idx), members in groups.items():
+        if len(members) < 2 or (idx and all(flat[n][0].op != "pow" for n in members)):
+            continue
+        exponents = [flat[n][0].args[1] if flat[n][0].op == "pow" else num(1) for n in members]
+        merged = _simplified(power(base, add([(1, e) for e in exponents])))
+        for n in sorted(members[1:], reverse=True):
+            del flat[n]
+        flat[members[0]] = (merged, idx)
+        return True
+    return False
+
+
+def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
+    """Factors sorted and summation indices renamed so that equal contractions coincide.
+
+    Output indices become 0..k-1 by position; the rest are numbered by first appearance, and
+    among the arrangements of tied factors (and of a symmetric factor's two indices) the
+    smallest encoding wins. Past MAX_ARRANGEMENTS the first is taken: still correct, merely
+    less able to meet its twin.
+    """
+    position = {i: n for n, i in enumerate(out)}
+
+    def shallow_key(f: Factor):
+        x, idx = f
+        return (x.key, tuple(position.get(i, -1) for i in idx))
+
+    ordered = sorted(flat, key=shallow_key)
+    groups = [list(g) for _, g in itertools.groupby(ordered, key=shallow_key)]
+    choices = []
+    for g in groups:
+        perms = list(itertools.permutations(g)) if len(g) <= 5 else [tuple(g)]
+        choices.append(perms)
+    best = None
+    arrangements = itertools.product(*choices)
+    for count, arrangement in enumerate(arrangements):
+        if count >= MAX_ARRANGEMENTS:
+            break
+        seq = [f for g in arrangement for f in g]
+        flip_options = [(False, True) if sym else (False,)
+                        for sym in (is_symmetric(x) and x.ndim == 2 for x, _ in seq)]
+        for flip_count, flip in enumerate(itertools.product(*flip_options)):
+            if flip_count >= 16:
+                break
+            labels = dict(position)
+            encoded = []
+            for (x, idx), f in zip(seq, flip):
+                idx = idx[::-1] if f else idx
+                for i in idx:
+                    if i not in labels:
+                        labels[i] = len(labels)
+                encoded.append((x.key, tuple(labels[i] for i in idx), x, idx))
+            enc = tuple((k, lab) for k, lab, _, _ in encoded)
+            if best is None or enc < best[0]:
+                best = (enc, encoded, labels)
+    _, encoded, labels = best
+    return [(x, lab) for _, lab, x, _ in encoded], tuple(labels[i] for i in out)
+
+
+# ----------------------------------------------------------------------------------------------
+# properties
+# ----------------------------------------------------------------------------------------------
+
+
+def is_symmetric(x: Expr) -> bool:
+    """Whether a square matrix expression is provably symmetric."""
+    if x.ndim != 2 or x.shape[0] != x.shape[1]:
+        return False
+    known = x.cache.get("symmetric")
+    if known is None:
+        known = x.cache["symmetric"] = _symmetric(x)
+    return known
+
+
+def _symmetric(x: Expr) -> bool:
+    if x.op == "var":
+        return "symmetric" in x.data[1]
+    if x.op in ("delta", "zero"):
+        return True
+    if x.op == "inv":
+        return is_symmetric(x.args[0])
+    if x.op == "pow":
+        return is_symmetric(x.args[0]) and (x.args[1].ndim == 0 or is_symmetric(x.args[1]))
+    if x.op in ("exp", "log", "sin", "cos", "tan", "tanh", "abs", "sign", "relu"):
+        return is_symmetric(x.args[0])
+    if x.op == "sum":
+        return simplify(add([(c, transposed(t)) for c, t in zip(x.data, x.args)])) is x
+    if x.op == "einsum":
+        idx, out = x.data
+        return simplify(Expr("einsum", x.args, (idx, out[::-1]), x.shape)) is x
+    return False
+
+
+def transposed(x: Expr) -> Expr:
+    """x' for a matrix (not simplified)."""
+    return einsum([(x, (0, 1))], (1, 0))
+
+
+def is_positive(x: Expr) -> bool:
+    """Whether a scalar expression is provably > 0 wherever it is defined."""
+    if x.op == "num":
+        return x.data > 0
+    if x.op in ("const", "dim", "exp"):
+        return True
+    if x.op == "var":
+        return "positive" in x.data[1]
+    if x.op == "det":
+        return x.args[0].op == "var" and "posdef" in x.args[0].data[1]
+    if x.op == "pow":
+        base, exponent = x.args
+        return is_positive(base) or (exponent.op == "num" and exponent.data.denominator != 1)
+    if x.op == "sum":
+        return all(c > 0 and is_positive(t) for c, t in zip(x.data, x.args))
+    if x.op == "einsum" and not x.shape and all(a.ndim == 0 for a in x.args):
+        return all(is_positive(a) for a in x.args)
+    return False
+
+
+# ----------------------------------------------------------------------------------------------
+# local rewrite rules, keyed by the primitive they rewrite; each returns None when it does not
+# apply. Results are simplified again, so a rule only states its identity.
+# ----------------------------------------------------------------------------------------------
+
+Rule = Callable[[Expr], Expr | None]
+
+
+def _number(e: Expr) -> Fraction | None:
+    return e.data if e.op == "num" else None
+
+
+def _is_int(e: Expr) -> bool:
+    return e.op == "num" and e.data.denominator == 1
+
+
+def _pow_trivial(node: Expr) -> Expr | None:
+    base, exponent = node.args
+    if exponent.op == "zero" or _number(exponent) == 0:
+        return broadcast(num(1), node.shape)
+    if _number(exponent) == 1:
+        return base
+    return None
+
+
+def _pow_numbers(node: Expr) -> Expr | None:
+    """Fold b^e for numbers when exact."""
+    b, e = _number(node.args[0]), _number(node.args[1])
+    if b is None or e is None or e.denominator != 1 or (b == 0 and e < 0) or abs(e) > 64:
+        return None
+    return num(b ** int(e))
+
+
+def _pow_of_pow(node: Expr) -> Expr | None:
+    """(b^p)^n = b^(p*n) for an integer n."""
+    base, n = node.args
+    if base.op != "pow" or not _is_int(n) or base.args[1].ndim:
+        return None
+    return power(base.args[0], scale(n.data, base.args[1]))
+
+
+def _pow_of_product(node: Expr) -> Expr | None:
+    """(c*a*b)^n = c^n * a^n * b^n for scalars and an integer n."""
+    base, n = node.args
+    if node.ndim or not _is_int(n):
+        return None
+    c, rest = split_coefficient(base)
+    if base.op == "num":
+        return None
+    if c != 1:
+        return einsum([(power(num(c), n), ()), (power(rest, n), ())], ())
+    if base.op == "einsum" and all(a.ndim == 0 for a in base.args):
+        return einsum([(power(a, n), ()) for a in base.args], ())
+    return None
+
+
+def _pow_of_zero(node: Expr) -> Expr | None:
+    base, e = node.args
+    if base.op == "zero" and _number(e) is not None and _number(e) > 0:
+        return base
+    return None
+
+
+def _inverse_of(fn: str) -> Rule:
+    """f(g(x)) = x for exp/log."""
+    other = {"exp": "log", "log": "exp"}[fn]
+
+    def rule(node: Expr) -> Expr | None:
+        (a,) = node.args
+        return a.args[0] if a.op == other else None
+    return rule
+
+
+def _log_of_power(node: Expr) -> Expr | None:
+    """log(b^e) = e*log(b) where b^e is real only for b >= 0, or b is provably positive."""
+    (a,) = node.args
+    if a.op != "pow" or a.args[1].ndim:
+        return None
+    b, e = a.args
+    if not (is_positive(b) or (e.op == "num" and e.data.denominator != 1)):
+        return None
+    if b.ndim:
+        return einsum([(e, ()), (apply("log", b), tuple(range(b.ndim)))], tuple(range(b.ndim)))
+    return einsum([(e, ()), (apply("log", b), ())], ())
+
+
+def _log_of_product(node: Expr) -> Expr | None:
+    """log(a*b*c) = log(a) + log(b) + log(c) when all but at most one factor are positive."""
+    (a,) = node.args
+    if a.ndim:
+        return None
+    c, rest = split_coefficient(a)
+    factors = list(rest.args) if rest.op == "einsum" else [rest]
+    if c < 0 or (c == 1 and len(factors) < 2) or any(f.ndim for f in factors):
+        return None
+    if sum(not is_positive(f) for f in factors) > 1:
+        return None
+    terms = [(1, apply("log", f)) for f in factors]
+    if c != 1:
+        terms.append((1, apply("log", num(c))))
+    return add(terms)
+
+
+def _numeric_fold(fn: str, table: dict[Fraction, Fraction]) -> Rule:
+    def rule(node: Expr) -> Expr | None:
+        (a,) = node.args
+        value = _number(a)
+        if value is not None and value in table:
+            return num(table[value])
+        if a.op == "zero" and 0 in table:
+            return broadcast(num(table[0]), node.shape)
+        return None
+    return rule
+
+
+def _fold_sign_like(fn: str) -> Rule:
+    fold = {"abs": abs, "sign": lambda v: (v > 0) - (v < 0), "relu": lambda v: max(v, 0)}[fn]
+
+    def rule(node: Expr) -> Expr | None:
+        (a,) = node.args
+        if a.op == "num":
+            return num(fold(a.data))
+        return zero(node.shape) if a.op == "zero" else None
+    return rule
+
+
+def _transposed_arg(node: Expr) -> Expr | None:
+    """The argument if it is a plain transpose A', else None."""
+    (a,) = node.args
+    if a.op == "einsum" and len(a.args) == 1 and a.data[0][0] == a.data[1][::-1] \
+            and a.args[0].ndim == 2 and a.data[0][0][0] != a.data[0][0][1]:
+        return a.args[0]
+    return None
+
+
+def _matrix_and_scalar(a: Expr) -> tuple[Fraction, list[Expr], Expr] | None:
+    """a = c * s1 * s2 * ... * M for scalars s and one matrix M, if so."""
+    c, rest = split_coefficient(a)
+    if rest.op == "einsum":
+        mats = [(x, i) for x, i in zip(rest.args, rest.data[0]) if x.ndim]
+        if len(mats) == 1 and mats[0][1] == rest.data[1]:
+            return c, [x for x in rest.args if not x.ndim], mats[0][0]
+        return None
+    return (c, [], rest) if c != 1 else None
+
+
+def _inv_rules(node: Expr) -> Expr | None:
+    (a,) = node.args
+    if a.op == "inv":
+        return a.args[0]
+    if a.op == "delta":
+        return a
+    t = _transposed_arg(node)
+    if t is not None:
+        return transposed(apply("inv", t))
+    split = _matrix_and_scalar(a)
+    if split is not None:       # inv(s*M) = s^-1 * inv(M)
+        c, scalars, m = split
+        factors = [(power(num(c), -1), ())] + [(power(s, -1), ()) for s in scalars]
+        return einsum(factors + [(apply("inv", m), (0, 1))], (0, 1))
+    return None
+
+
+def _det_rules(node: Expr) -> Expr | None:
+    (a,) = node.args
+    if a.op == "inv":
+        return power(apply("det", a.args[0]), -1)
+    if a.op == "delta":
+        return num(1)
+    t = _transposed_arg(node)
+    return apply("det", t) if t is not None else None
+
+
+def _logdet_rules(node: Expr) -> Expr | None:
+    (a,) = node.args
+    if a.op == "inv":
+        return scale(-1, apply("logdet", a.args[0]))
+    if a.op == "delta":
+        return num(0)
+    t = _transposed_arg(node)
+    return apply("logdet", t) if t is not None else None
+
+
+RULES: dict[str, list[Rule]] = {
+    "pow": [_pow_trivial, _pow_numbers, _pow_of_zero, _pow_of_pow, _pow_of_product],
+    "exp": [_inverse_of("exp"), _numeric_fold("exp", {Fraction(0): Fraction(1)})],
+    "log": [_inverse_of("log"), _numeric_fold("log", {Fraction(1): Fraction(0)}),
+            _log_of_power, _log_of_product],
+    "sin": [_numeric_fold("sin", {Fraction(0): Fraction(0)})],
+    "cos": [_numeric_fold("cos", {Fraction(0): Fraction(1)})],
+    "tan": [_numeric_fold("tan", {Fraction(0): Fraction(0)})],
+    "tanh": [_numeric_fold("tanh", {Fraction(0): Fraction(0)})],
+    "abs": [_fold_sign_like("abs")],
+    "sign": [_fold_sign_like("sign")],
+    "relu": [_fold_sign_like("relu")],
+    "inv": [_inv_rules],
+    "det": [_det_rules],
+    "logdet": [_logdet_rules],
+}
+
+__all__ = ["simplify", "is_symmetric", "is_positive", "transposed", "scaled",
+           "split_coefficient", "RULES", "delta"]
