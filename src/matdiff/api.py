@@ -18,7 +18,7 @@ from .errors import MatdiffError
 from .ir import Dim, Expr
 from .lower import lower
 from .parse import parse_typed
-from .raising import IndexForm, raise_expr
+from .raising import IndexForm, abbreviate, raise_expr
 from .render import LATEX, TEXT, UNICODE, render
 from .simplify import simplify
 from .types import Decl
@@ -60,8 +60,25 @@ class Result:
 
     @cached_property
     def notation(self):
-        reading_order = {name: k for k, name in enumerate(self.variables)}
-        return raise_expr(self.derivative, reading_order)
+        return raise_expr(self.derivative, self.reading_order)
+
+    @property
+    def reading_order(self) -> dict[str, int]:
+        return {name: k for k, name in enumerate(self.variables)}
+
+    @property
+    def function_text(self) -> str:
+        """The expression itself, in the same notation."""
+        return render(raise_expr(self.function, self.reading_order), TEXT)
+
+    def abbreviated(self, symbol: str = "f") -> str | None:
+        """The derivative in text with the (scalar) expression itself written as ``symbol``,
+        where it appears as a factor (``1/2*f*(...)``); None where it does not."""
+        if self.function.ndim or self.is_index_notation:
+            return None
+        whole = raise_expr(self.function, self.reading_order)
+        short = abbreviate(self.notation, whole, symbol)
+        return None if short is None else render(short, TEXT)
 
     @property
     def text(self) -> str:

@@ -597,3 +597,38 @@ def _index_term(t: Expr, out_names: str, raiser: _Raiser) -> Mono:
         else:
             indexed.append(Indexed(raiser.raise_(x), labels))
     return Mono(Fraction(1), tuple(scalars), tuple(indexed))
+
+
+# ----------------------------------------------------------------------------------------------
+# naming a subexpression
+# ----------------------------------------------------------------------------------------------
+
+
+def abbreviate(note, whole, symbol: str):
+    """``note`` with the factors of the scalar ``whole`` written as ``symbol`` wherever a
+    product contains all of them (``1/2*f*(...)`` for the Gaussian); None if nowhere."""
+    if isinstance(whole, Mono) and not whole.chain and whole.scalars:
+        coef, need, need_den = whole.coef, list(whole.scalars), list(whole.den)
+    else:
+        coef, need, need_den = Fraction(1), [whole], []
+
+    def replace(m):
+        if not isinstance(m, Mono) or not _contains(m.scalars, need) \
+                or not _contains(m.den, need_den):
+            return None
+        return Mono(m.coef / coef, (Sym(symbol),) + _without(m.scalars, need), m.chain,
+                    _without(m.den, need_den))
+
+    if isinstance(note, Sum):
+        terms = [replace(t) or t for t in note.terms]
+        return Sum(tuple(terms)) if terms != list(note.terms) else None
+    return replace(note)
+
+
+def _contains(factors: tuple, wanted: list) -> bool:
+    pool = list(factors)
+    for f in wanted:
+        if f not in pool:
+            return False
+        pool.remove(f)
+    return True

@@ -495,8 +495,8 @@ def _log_of_product(node: Expr) -> Expr | None:
         return None
     c, rest = split_coefficient(a)
     factors = list(rest.args) if rest.op == "einsum" else [rest]
-    if c < 0 or (c == 1 and len(factors) < 2) or any(f.ndim for f in factors):
-        return None
+    if c <= 0 or len(factors) < 2 or any(f.ndim for f in factors):
+        return None  # log(2*pi) stays whole
     if sum(not is_positive(f) for f in factors) > 1:
         return None
     terms = [(1, apply("log", f)) for f in factors]

@@ -1,0 +1,165 @@
+"""The 36 worked examples (tests/cases.py, each with an independently written NumPy answer)
+through the public API: value, matrix notation, round trip through the parser, self-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cases import CASES
+
+import matdiff
+from matdiff.codegen import compile_numpy
+
+SYMMETRIC = {"symmetric", "posdef"}
+DECLARED_PROPS = {"symmetric": "symmetric", "posdef": "posdef", "invertible": "invertible",
+                  "negdet": "invertible", "positive": "positive", "unit_interval": "positive"}
+DIM_RANGE = {"n": (2, 5), "m": (2, 4), "p": (2, 4), "q": (2, 4), "k": (2, 4), "N": (3, 6)}
+
+
+def declaration(case) -> str:
+    entries = []
+    for name, spec in case["vars"].items():
+        shape = spec["shape"]
+        props = [DECLARED_PROPS[p] for p in spec["props"] if p in DECLARED_PROPS]
+        kind = ("scalar" if not shape else f"vector({shape[0]})" if len(shape) == 1
+                else f"matrix({shape[0]},{shape[1]})")
+        entries.append(f"{name}: {' '.join(props + [kind])}")
+    return "; ".join(entries)
+
+
+def draw(case, rng):
+    """A point in the case's domain (its own NumPy f finite there, and its domain filter)."""
+    for _ in range(200):
+        ranges = {**DIM_RANGE, **case.get("dims", {})}
+        dims = {d: int(rng.integers(lo, hi + 1)) for d, (lo, hi) in ranges.items()}
+        values = {name: _value(spec, dims, rng) for name, spec in case["vars"].items()}
+        with np.errstate(all="ignore"):
+            ok = np.all(np.isfinite(case["f"](values)))
+        if ok and ("domain" not in case or case["domain"](values)):
+            return values
+    raise RuntimeError(f"no valid point for {case['id']}")
+
+
+def _value(spec, dims, rng):
+    shape = tuple(dims[s] for s in spec["shape"])
+    props = set(spec["props"])
+    dim_prop = [p for p in props if p.startswith("dim:")]
+    if dim_prop:
+        return float(dims[dim_prop[0][4:]])
+    if "posdef" in props:
+        g = rng.standard_normal(shape)
+        return g @ g.T / shape[0] + 0.5 * np.eye(shape[0])
+    if "symmetric" in props:
+        g = rng.standard_normal(shape)
+        return (g + g.T) / 2
+    if "invertible" in props or "negdet" in props:
+        q1, _ = np.linalg.qr(rng.standard_normal(shape))
+        q2, _ = np.linalg.qr(rng.standard_normal(shape))
+        x = q1 @ np.diag(rng.uniform(0.7, 2.0, shape[0])) @ q2.T
+        want = -1 if "negdet" in props else 1
+        if np.sign(np.linalg.det(x)) != want:
+            x[0] *= -1
+        return x
+    if "unit_interval" in props:
+        return rng.uniform(0.05, 0.95, shape)
+    if "pm1" in props:
+        return rng.choice([-1.0, 1.0], shape)
+    if "positive" in props:
+        return rng.uniform(0.5, 2.0, shape)
+    return rng.standard_normal(shape) if shape else float(rng.standard_normal())
+
+
+def relative_error(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-12))
+
+
+def is_symmetric_wrt(case) -> bool:
+    return bool(set(case["vars"][case["wrt"]]["props"]) & SYMMETRIC)
+
+
+IDS = [c["id"] for c in CASES]
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {}
+
+
+def derived(case, symmetric="sym"):
+    return matdiff.derive(case["expr"], case["wrt"], declare=declaration(case),
+                          order=case["order"], symmetric=symmetric)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_value_matches_expected(case):
+    r = derived(case)
+    df = r.numpy()
+    rng = np.random.default_rng(sum(map(ord, case["id"])))
+    want = "expected_sym" if is_symmetric_wrt(case) and case["order"] == 1 else "expected"
+    for _ in range(3):
+        values = draw(case, rng)
+        assert relative_error(df(**values), case[want](values)) < 1e-8, r.text
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if is_symmetric_wrt(c) and c["order"] == 1],
+                         ids=lambda c: c["id"])
+def test_symmetric_conventions(case):
+    rng = np.random.default_rng(7)
+    values = draw(case, rng)
+    full = derived(case, "full")
+    g = case["expected"](values)
+    assert relative_error(full.numpy()(**values), g) < 1e-8, full.text
+    cookbook = derived(case, "cookbook")
+    assert relative_error(cookbook.numpy()(**values), g + g.T - np.diag(np.diag(g))) < 1e-8
+    assert "symmetric" in derived(case).convention_note
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_matrix_notation_and_round_trip(case):
+    """Every result of at most two axes prints in matrix notation, and that text parses back
+    to the same function."""
+    r = derived(case)
+    if len(r.shape) > 2:
+        assert r.is_index_notation
+        return
+    assert not r.is_index_notation, r.text
+    assert "[" not in r.text
+    again = compile_numpy(matdiff.parse(r.text, declaration(case)),
+                          {n: d.shape for n, d in r.variables.items()})
+    values = draw(case, np.random.default_rng(3))
+    assert relative_error(again(**values), r.numpy()(**values)) < 1e-10, r.text
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_self_check(case):
+    assert derived(case).check() < 1e-6
+
+
+GAUSSIAN = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-0.5*(x - m)'*inv(S)*(x - m))"
+GAUSSIAN_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
+
+
+@pytest.mark.parametrize("wrt, short", [
+    ("S", "1/2*f*(inv(S)*(x - m)*(x - m)'*inv(S) - inv(S))"),
+    ("m", "f*inv(S)*(x - m)"),
+    ("x", "-f*inv(S)*(x - m)"),
+])
+def test_gaussian_is_factored(wrt, short):
+    r = matdiff.derive(GAUSSIAN, wrt, declare=GAUSSIAN_DECLARE)
+    assert r.abbreviated("f") == short
+    assert r.text.count("exp(") == 1  # the density written once, not expanded
+
+
+@pytest.mark.parametrize("expr, wrt, text", [
+    ("x'*A*x", "x", "(A + A')*x"),
+    ("tr(A*X*B)", "X", "A'*B'"),
+    ("det(X)", "X", "det(X)*inv(X)'"),
+    ("logdet(X)", "X", "inv(X)'"),
+    ("A*exp(x)", "x", "A*diag(exp(x))"),
+    ("norm2(A*x - y)^2", "x", "2*A'*(A*x - y)"),
+    ("tr(X'*B*X)", "X", "(B + B')*X"),
+])
+def test_textbook_forms(expr, wrt, text):
+    assert matdiff.derive(expr, wrt).text == text
