@@ -899,7 +899,7 @@ PROPERTY_SETTINGS = dict(
 )
 
 
-@settings(max_examples=150, **PROPERTY_SETTINGS)
+@settings(max_examples=400, **PROPERTY_SETTINGS)
 @given(case=cases())
 def test_first_derivative_matches_finite_differences(case: Case) -> None:
     values = case.point()
@@ -910,7 +910,7 @@ def test_first_derivative_matches_finite_differences(case: Case) -> None:
     check_against_reference(case, actual, expected, FIRST_ORDER_TOLERANCE, what)
 
 
-@settings(max_examples=60, **PROPERTY_SETTINGS)
+@settings(max_examples=150, **PROPERTY_SETTINGS)
 @given(case=cases(kinds=[SCALAR], allow_symmetric_wrt=False))
 def test_hessian_matches_finite_differences(case: Case) -> None:
     values = case.point()

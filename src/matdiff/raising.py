@@ -192,15 +192,22 @@ class _Raiser:
     def factor_sum(self, terms: list[Mono]):
         return factor_sum(terms, self.rank)
 
-    def prefer_positive(self, note) -> tuple[object, int]:
-        """A difference written the way round the input reads (x - m), and the sign moved."""
+    def prefer_positive(self, note) -> tuple[object, Fraction]:
+        """A factor without its coefficient, a difference written the way round the input
+        reads (x - m); and the coefficient that moves to the enclosing product."""
+        if isinstance(note, Mono) and note.coef != 1 and (note.scalars or note.chain):
+            inner = Mono(Fraction(1), note.scalars, note.chain, note.den)
+            if not note.den and len(note.scalars) + len(note.chain) == 1:
+                inner = (note.scalars + note.chain)[0]
+            inner, sign = self.prefer_positive(inner)
+            return inner, sign * note.coef
         if not isinstance(note, Sum):
-            return note, 1
+            return note, Fraction(1)
         lead = min(note.terms, key=self.rank)
         if lead.coef > 0:
             return note, 1
         flipped = self.factor_sum([Mono(-t.coef, t.scalars, t.chain, t.den) for t in note.terms])
-        return flipped, -1
+        return flipped, Fraction(-1)
 
     # contractions -------------------------------------------------------------------------
 
@@ -208,7 +215,7 @@ class _Raiser:
         factor_idx, out = e.data
         if any(x.ndim > 2 for x in e.args):
             raise NoMatrixForm
-        sign = 1
+        sign = Fraction(1)
         pieces = []
         for x, idx in zip(e.args, factor_idx):
             note, flip = self.prefer_positive(self.raise_(x))
@@ -225,8 +232,8 @@ class _Raiser:
             inner = Mono(Fraction(1), (), result.chain)
             result = Mono(result.coef, result.scalars, (_hadamard([at_output, inner],
                                                                     self.rank),))
-        if sign < 0:
-            result = Mono(-result.coef, result.scalars, result.chain, result.den)
+        if sign != 1:
+            result = Mono(sign * result.coef, result.scalars, result.chain, result.den)
         return result
 
 
@@ -284,10 +291,13 @@ def _hadamard(notes: list, rank=None):
         if isinstance(n, Hadamard):
             factors += n.factors
             den += n.den
-        elif isinstance(n, Power) and n.elementwise and n.exponent == Num(Fraction(-1)):
-            den.append(n.base)
+        elif isinstance(n, Power) and n.elementwise and isinstance(n.exponent, Num) \
+                and n.exponent.value < 0:
+            e = -n.exponent.value
+            den.append(n.base if e == 1 else Power(n.base, Num(e), True))
         else:
             factors.append(n)
+    factors, den = _as_powers(factors), _as_powers(den)
     if rank is not None:
         factors.sort(key=_weight)
         den.sort(key=_weight)
@@ -296,6 +306,14 @@ def _hadamard(notes: list, rank=None):
     if len(factors) == 1 and not den:
         return factors[0]
     return Hadamard(tuple(factors), tuple(den))
+
+
+def _as_powers(factors: list) -> list:
+    """y .* y is y.^2."""
+    counts: dict = {}
+    for f in factors:
+        counts[f] = counts.get(f, 0) + 1
+    return [f if n == 1 else Power(f, Num(Fraction(n)), True) for f, n in counts.items()]
 
 
 def _resolve_shared_indices(pieces, out, fresh, rank):
@@ -491,6 +509,9 @@ def factor_sum(terms: list[Mono], rank):
                       _without(t.den, common_den)) for t in terms]
         if all(t.scalars or t.chain for t in inner):
             factored = factor_sum(inner, rank)
+            if isinstance(factored, Mono):  # its coefficient joins ours: no -(...) inside
+                return Mono(common_coef * factored.coef, tuple(common) + factored.scalars,
+                            factored.chain, tuple(common_den) + factored.den)
             if scalar_valued:
                 return Mono(common_coef, tuple(common) + (factored,), (), tuple(common_den))
             return Mono(common_coef, tuple(common), (factored,), tuple(common_den))
@@ -500,12 +521,52 @@ def factor_sum(terms: list[Mono], rank):
             if not k:
                 continue
             if side == "right":
-                inner = [Mono(t.coef, (), t.chain[:-k]) for t in terms]
-                return Mono(Fraction(1), (), (factor_sum(inner, rank),) + terms[0].chain[-k:])
-            inner = [Mono(t.coef, (), t.chain[k:]) for t in terms]
-            return Mono(Fraction(1), (), terms[0].chain[:k] + (factor_sum(inner, rank),))
+                inner = factor_sum([Mono(t.coef, (), t.chain[:-k]) for t in terms], rank)
+                return _hoisted(inner, lambda m: m + terms[0].chain[-k:])
+            inner = factor_sum([Mono(t.coef, (), t.chain[k:]) for t in terms], rank)
+            return _hoisted(inner, lambda m: terms[0].chain[:k] + m)
+    if all(_lone(t) for t in terms):
+        merged = _merge_elementwise(terms, rank)
+        if merged is not None:
+            return merged
     ordered = sorted(terms, key=lambda t: (t.coef < 0, _transposes(t.chain), rank(t)))
     return Sum(tuple(ordered))
+
+
+def _hoisted(inner, place) -> Mono:
+    """A product around a factored inner part, the inner coefficient moved to the front."""
+    if isinstance(inner, Mono) and not inner.scalars and not inner.den:
+        return Mono(inner.coef, (), place(inner.chain))
+    return Mono(Fraction(1), (), place((inner,)))
+
+
+def _lone(t: Mono):
+    """The one factor of a term that is nothing but a coefficient times a factor."""
+    return t.chain[0] if len(t.chain) == 1 and not t.scalars and not t.den else None
+
+
+def _merge_elementwise(terms: list[Mono], rank):
+    """diag(a) - diag(b) is diag(a - b); a .* c + b .* c is (a + b) .* c."""
+    lone = [_lone(t) for t in terms]
+    if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
+        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank)
+        return Mono(Fraction(1), (), (Call("diag", (inner,)),))
+    parts = [(list(f.factors), list(f.den)) if isinstance(f, Hadamard) else ([f], [])
+             for f in lone]
+    common = _common_multiset([p[0] for p in parts])
+    common_den = _common_multiset([p[1] for p in parts])
+    if not (common or common_den) or len(common) == max(len(p[0]) for p in parts):
+        return None
+    rest = []
+    for t, (factors, den) in zip(terms, parts):
+        left = _hadamard(list(_without(tuple(factors), common)) or [ONES], rank)
+        below = list(_without(tuple(den), common_den))
+        note = _hadamard([left] + [Power(d, Num(Fraction(-1)), True) for d in below], rank)
+        rest.append(Mono(t.coef, (), (note,)))
+    inner = factor_sum(rest, rank)
+    factors = common + [inner]
+    return Mono(Fraction(1), (), (_hadamard(factors + [Power(d, Num(Fraction(-1)), True)
+                                                       for d in common_den], rank),))
 
 
 def _split_den(t: Mono) -> Mono:
@@ -522,13 +583,15 @@ def _split_den(t: Mono) -> Mono:
 
 
 def _common_coefficient(coefs: list[Fraction]) -> Fraction:
+    """The coefficient to pull out of a sum: negative when every term is negative."""
+    sign = -1 if all(c < 0 for c in coefs) else 1
     if len({abs(c) for c in coefs}) == 1:
-        return abs(coefs[0])
+        return sign * abs(coefs[0])
     numerator, denominator = 0, 1
     for c in coefs:
         numerator = gcd(numerator, c.numerator)
         denominator = denominator * c.denominator // gcd(denominator, c.denominator)
-    return Fraction(numerator, denominator) if numerator else Fraction(1)
+    return sign * Fraction(numerator, denominator) if numerator else Fraction(sign)
 
 
 def _common_multiset(lists: list[list]) -> list:
@@ -596,6 +659,8 @@ def _index_term(t: Expr, out_names: str, raiser: _Raiser) -> Mono:
             scalars.append(raiser.raise_(x))
         else:
             indexed.append(Indexed(raiser.raise_(x), labels))
+    first = {name: k for k, name in enumerate(out_names)}
+    indexed.sort(key=lambda f: min((first.get(i, len(first)) for i in f.indices), default=0))
     return Mono(Fraction(1), tuple(scalars), tuple(indexed))
 
 
@@ -607,6 +672,8 @@ def _index_term(t: Expr, out_names: str, raiser: _Raiser) -> Mono:
 def abbreviate(note, whole, symbol: str):
     """``note`` with the factors of the scalar ``whole`` written as ``symbol`` wherever a
     product contains all of them (``1/2*f*(...)`` for the Gaussian); None if nowhere."""
+    if _weight(whole) < 6:
+        return None  # det(X) reads better than a name for it
     if isinstance(whole, Mono) and not whole.chain and whole.scalars:
         coef, need, need_den = whole.coef, list(whole.scalars), list(whole.den)
     else:

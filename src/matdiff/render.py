@@ -183,7 +183,8 @@ class _Printer:
         negative, a = node.coef < 0, abs(node.coef)
         if not factors and not den:
             return self.print(Num(node.coef))
-        if s is TEXT and a.denominator != 1 and len(factors) == 1 and not den:
+        if s is TEXT and a.denominator != 1 and len(factors) == 1 and not den \
+                and isinstance(factors[0], (Sym, Call, Power, Transpose)):
             den, a = [Num(Fraction(a.denominator))], Fraction(a.numerator)  # k/2, not 1/2*k
         lone = len(factors) == 1 and a == 1 and not den  # -y.*z needs no parentheses
         parts = [self.at_least(f, PRODUCT if lone else POWER) for f in factors]
