@@ -63,6 +63,7 @@ REQUIRED_FEATURES = frozenset({
     "sum of matrix", "diag of vector", "diag of matrix", "elementwise on matrix",
 })
 
+MIN_DEPTH, MAX_DEPTH = 4, 6  # nesting depth of the generated expressions
 FIRST_ORDER_TOLERANCE = 1e-5
 SECOND_ORDER_TOLERANCE = 1e-5
 STEP = 1e-3  # optimal for the 4-point stencil (error ~ h^4 + eps/h)
@@ -761,7 +762,7 @@ def declaration_for(variables: frozenset[str], declare_everything: bool) -> str 
 def draw_case(chooser: Chooser, kinds: Sequence[Kind], allow_symmetric_wrt: bool) -> Case | None:
     builder = ExpressionBuilder(chooser)
     kind = chooser.choice(kinds)
-    node = builder.build(kind, chooser.integer(4, 5))
+    node = builder.build(kind, chooser.integer(MIN_DEPTH, MAX_DEPTH))
     candidates = sorted(node.variables - (set() if allow_symmetric_wrt else {SYMMETRIC_VARIABLE}))
     if not candidates:
         return None
@@ -899,7 +900,7 @@ PROPERTY_SETTINGS = dict(
 )
 
 
-@settings(max_examples=400, **PROPERTY_SETTINGS)
+@settings(max_examples=1000, **PROPERTY_SETTINGS)
 @given(case=cases())
 def test_first_derivative_matches_finite_differences(case: Case) -> None:
     values = case.point()
@@ -910,7 +911,7 @@ def test_first_derivative_matches_finite_differences(case: Case) -> None:
     check_against_reference(case, actual, expected, FIRST_ORDER_TOLERANCE, what)
 
 
-@settings(max_examples=150, **PROPERTY_SETTINGS)
+@settings(max_examples=400, **PROPERTY_SETTINGS)
 @given(case=cases(kinds=[SCALAR], allow_symmetric_wrt=False))
 def test_hessian_matches_finite_differences(case: Case) -> None:
     values = case.point()

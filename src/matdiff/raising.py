@@ -500,6 +500,9 @@ def factor_sum(terms: list[Mono], rank):
     terms = [_split_den(t) for t in terms]
     if len(terms) == 1:
         return terms[0]
+    grouped = _group(terms, rank)
+    if len(grouped) < len(terms):
+        return factor_sum(grouped, rank)
     scalar_valued = not any(t.chain for t in terms)
     common_coef = _common_coefficient([t.coef for t in terms])
     common = _common_multiset([list(t.scalars) for t in terms])
@@ -531,6 +534,37 @@ def factor_sum(terms: list[Mono], rank):
             return merged
     ordered = sorted(terms, key=lambda t: (t.coef < 0, _transposes(t.chain), rank(t)))
     return Sum(tuple(ordered))
+
+
+def _group(terms: list[Mono], rank) -> list[Mono]:
+    """Terms with the same scalar factors share them (a*A*x + a*B*x = a*(A*x + B*x)), then
+    terms with the same product share it (a*A*x + b*A*x = (a + b)*A*x)."""
+    def scalar_key(t):
+        return tuple(sorted(map(repr, t.scalars))), tuple(sorted(map(repr, t.den)))
+
+    def by_scalars(group):
+        inner = factor_sum([Mono(t.coef, (), t.chain) for t in group], rank)
+        first = group[0]
+        if isinstance(inner, Mono) and not inner.scalars and not inner.den:
+            return Mono(inner.coef, first.scalars, inner.chain, first.den)
+        return Mono(Fraction(1), first.scalars, (inner,), first.den)
+
+    def by_chain(group):
+        inner = factor_sum([Mono(t.coef, t.scalars, (), t.den) for t in group], rank)
+        if isinstance(inner, Mono) and not inner.chain:
+            return Mono(inner.coef, inner.scalars, group[0].chain, inner.den)
+        return Mono(Fraction(1), (inner,), group[0].chain)
+
+    with_both = [t for t in terms if t.chain and (t.scalars or t.den)]
+    for key, combine in ((scalar_key, by_scalars), (lambda t: t.chain, by_chain)):
+        groups: dict = {}
+        for t in with_both:
+            groups.setdefault(key(t), []).append(t)
+        merged = [g for g in groups.values() if len(g) > 1]
+        if merged:
+            done = {id(t) for g in merged for t in g}
+            return [combine(g) for g in merged] + [t for t in terms if id(t) not in done]
+    return terms
 
 
 def _hoisted(inner, place) -> Mono:
