@@ -273,8 +273,9 @@ def _hadamard_matrices(pieces: list[_Piece], out: tuple) -> list[_Piece]:
         if len(p.idx) == 2 and (count[p.idx[0]] > 2 or count[p.idx[1]] > 2):
             for q in result:
                 if len(q.idx) == 2 and set(q.idx) == set(p.idx):
+                    diagonal = EYE in (q.note, p.note)  # A .* eye is diagonal
                     q.note = _hadamard([q.note, p.oriented(q.idx[0])])
-                    q.symmetric = q.symmetric and p.symmetric
+                    q.symmetric = diagonal or (q.symmetric and p.symmetric)
                     break
             else:
                 result.append(_Piece(p.note, p.idx, p.symmetric))
@@ -589,11 +590,11 @@ def _merge_elementwise(terms: list[Mono], rank):
              for f in lone]
     common = _common_multiset([p[0] for p in parts])
     common_den = _common_multiset([p[1] for p in parts])
-    if not (common or common_den) or len(common) == max(len(p[0]) for p in parts):
-        return None
+    if not (common or common_den) or len(common) == min(len(p[0]) for p in parts):
+        return None  # every term keeps a factor of its own (no ones of unknown shape)
     rest = []
     for t, (factors, den) in zip(terms, parts):
-        left = _hadamard(list(_without(tuple(factors), common)) or [ONES], rank)
+        left = _hadamard(list(_without(tuple(factors), common)), rank)
         below = list(_without(tuple(den), common_den))
         note = _hadamard([left] + [Power(d, Num(Fraction(-1)), True) for d in below], rank)
         rest.append(Mono(t.coef, (), (note,)))
