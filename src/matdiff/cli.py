@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         if pointer:
             print(pointer, file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader went away (matdiff ... | head): nothing to report
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter quiet at exit
+        return 0
     except Exception as err:  # a bug: say so in one line, keep the traceback for debugging
         if os.environ.get("MATDIFF_DEBUG"):
             traceback.print_exc()
