@@ -526,9 +526,9 @@ def factor_sum(terms: list[Mono], rank):
                 continue
             if side == "right":
                 inner = factor_sum([Mono(t.coef, (), t.chain[:-k]) for t in terms], rank)
-                return _hoisted(inner, lambda m: m + terms[0].chain[-k:])
+                return _hoisted(inner, (), terms[0].chain[-k:])
             inner = factor_sum([Mono(t.coef, (), t.chain[k:]) for t in terms], rank)
-            return _hoisted(inner, lambda m: terms[0].chain[:k] + m)
+            return _hoisted(inner, terms[0].chain[:k], ())
     if all(_lone(t) for t in terms):
         merged = _merge_elementwise(terms, rank)
         if merged is not None:
@@ -568,11 +568,11 @@ def _group(terms: list[Mono], rank) -> list[Mono]:
     return terms
 
 
-def _hoisted(inner, place) -> Mono:
-    """A product around a factored inner part, the inner coefficient moved to the front."""
+def _hoisted(inner, before: tuple, after: tuple) -> Mono:
+    """before * inner * after, the inner coefficient moved to the front."""
     if isinstance(inner, Mono) and not inner.scalars and not inner.den:
-        return Mono(inner.coef, (), place(inner.chain))
-    return Mono(Fraction(1), (), place((inner,)))
+        return Mono(inner.coef, (), before + inner.chain + after)
+    return Mono(Fraction(1), (), before + (inner,) + after)
 
 
 def _lone(t: Mono):
