@@ -28,10 +28,15 @@ def compile_numpy(root: Expr, shapes: Mapping[str, tuple[Dim, ...]]) -> Callable
     slot = {id(n): k for k, n in enumerate(nodes)}
     steps = [(_step(n), tuple(slot[id(a)] for a in n.args)) for n in nodes]
     needed = {n.data[0] for n in nodes if n.op == "var"}
-    used_shapes = {name: tuple(shapes[name]) for name in needed}
+    needed_dims = {d for n in nodes for d in n.shape if isinstance(d, str)}
+    needed_dims |= {n.data for n in nodes if n.op == "dim"}
 
     def evaluate(**arrays) -> np.ndarray:
-        values, dims = _bind(arrays, used_shapes)
+        values, dims = _bind(arrays, shapes, needed)
+        unbound = needed_dims - dims.keys()
+        if unbound:
+            raise MatdiffError(f"the size of dimension {sorted(unbound)[0]} is not known",
+                               hint="also pass the variables of the expression")
         results: list = [None] * len(steps)
         with np.errstate(all="ignore"):
             for k, (step, args) in enumerate(steps):
@@ -41,11 +46,15 @@ def compile_numpy(root: Expr, shapes: Mapping[str, tuple[Dim, ...]]) -> Callable
     return evaluate
 
 
-def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]]):
+def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]],
+          needed: set[str]):
+    """The arrays by name, and the size of every symbolic dimension they show (checked)."""
     values: dict[str, np.ndarray] = {}
     dims: dict[Dim, int] = {}
     for name, shape in shapes.items():
         if name not in arrays:
+            if name not in needed:
+                continue
             raise MatdiffError(f"no value given for variable {name}",
                                hint=f"pass {name}=<array of shape {_shape_text(shape)}>")
         value = np.asarray(arrays[name], dtype=float)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
 
+from .errors import MatdiffError
 from .ir import Expr
 from .simplify import is_symmetric
 
@@ -131,23 +132,31 @@ def raise_expr(e: Expr, reading_order: dict[str, int] | None = None):
     ``m - x``).
     """
     raiser = _Raiser(reading_order or {})
-    if e.ndim > 2:
-        return index_form(e, raiser)
     try:
-        return raiser.raise_(e)
-    except NoMatrixForm:
+        if e.ndim <= 2:
+            try:
+                return raiser.raise_(e)
+            except NoMatrixForm:
+                pass
         return index_form(e, raiser)
+    except NoMatrixForm:
+        raise MatdiffError("this derivative has neither a matrix nor an index-notation form "
+                           "matdiff can print yet", hint="its value is still available "
+                           "through numpy() and check()") from None
 
 
 class _Raiser:
     def __init__(self, reading_order: dict[str, int]):
         self.memo: dict[Expr, object] = {}
         self.reading_order = reading_order
+        self.symmetric: set = set()  # notes of symmetric matrices: their transpose is them
 
     def raise_(self, e: Expr):
         done = self.memo.get(e)
         if done is None:
             done = self.memo[e] = self._raise(e)
+            if is_symmetric(e):
+                self.symmetric.add(done)
         return done
 
     def _raise(self, e: Expr):
@@ -212,29 +221,108 @@ class _Raiser:
     # contractions -------------------------------------------------------------------------
 
     def _contraction(self, e: Expr) -> Mono:
+        """Pieces joined by summed indices form components; each is a chain product, and the
+        components meet elementwise on the output indices (A.*B, v.*(A*x), diag(v)*A)."""
         factor_idx, out = e.data
         if any(x.ndim > 2 for x in e.args):
             raise NoMatrixForm
-        sign = Fraction(1)
+        coef = Fraction(1)
         pieces = []
         for x, idx in zip(e.args, factor_idx):
-            note, flip = self.prefer_positive(self.raise_(x))
-            sign *= flip
-            pieces.append(_Piece(note, idx, is_symmetric(x)))
+            note, c = self.prefer_positive(self.raise_(x))
+            coef *= c
+            pieces.append(_Piece(note, idx, is_symmetric(x)).diagonal())
         fresh = itertools.count(1 + max([i for p in pieces for i in p.idx] + list(out),
                                         default=-1))
-        pieces = [p.diagonal() for p in pieces]
-        pieces = _hadamard_matrices(pieces, out)
-        pieces, at_output = _resolve_shared_indices(pieces, out, fresh, self.rank)
-        pieces = _close_dangling(pieces, out)
-        result = _chains(pieces, out, self.rank)
-        if at_output is not None:  # v .* (A*x): a vector on the output index
-            inner = Mono(Fraction(1), (), result.chain)
-            result = Mono(result.coef, result.scalars, (_hadamard([at_output, inner],
-                                                                    self.rank),))
-        if sign != 1:
-            result = Mono(sign * result.coef, result.scalars, result.chain, result.den)
-        return result
+        scalars: list = []
+        by_touch: dict[tuple, list] = {}
+        for component in _components(pieces, out):
+            touched = tuple(i for i in out if any(i in p.idx for p in component))
+            m = _raise_component(component, touched, fresh, self.rank, self.symmetric)
+            coef *= m.coef
+            if not touched and not m.chain:
+                scalars.extend(m.scalars)
+                continue
+            scalars.extend(m.scalars)
+            by_touch.setdefault(touched, []).append(_note_of(m.chain) if touched else
+                                                    Mono(Fraction(1), (), m.chain))
+        scalars.extend(by_touch.pop((), []))
+        chain = _combine(by_touch, out, self.rank, self.symmetric)
+        chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
+        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1:
+            return scalars[0]
+        scalars.sort(key=self.rank)
+        return Mono(coef, tuple(scalars), tuple(chain))
+
+
+def _note_of(chain: tuple):
+    return chain[0] if len(chain) == 1 else Mono(Fraction(1), (), chain)
+
+
+def _chain_of(note) -> list:
+    return list(note.chain) if isinstance(note, Mono) and note.coef == 1 and not note.scalars \
+        and not note.den else [note]
+
+
+def _combine(by_touch: dict[tuple, list], out: tuple, rank, symmetric: set) -> list:
+    """The product of the components that carry output indices, as one chain."""
+    if not out:
+        return []
+    if len(out) == 1:
+        notes = by_touch.get(out, [])
+        return _chain_of(notes[0]) if len(notes) == 1 else [_hadamard(notes, rank)]
+    i, j = out
+    both, left, right = by_touch.get((i, j), []), by_touch.get((i,), []), by_touch.get((j,), [])
+    if both:
+        middle = _chain_of(both[0]) if len(both) == 1 else [_hadamard(both, rank)]
+        before = [Call("diag", (_hadamard(left, rank),))] if left else []
+        after = [Call("diag", (_hadamard(right, rank),))] if right else []
+        return before + middle + after
+    if not left or not right:
+        raise NoMatrixForm
+    column = _chain_of(left[0]) if len(left) == 1 else [_hadamard(left, rank)]
+    row = _chain_of(right[0]) if len(right) == 1 else [_hadamard(right, rank)]
+    if column == row == [ONES]:
+        return [Call("matrix", (Num(Fraction(1)),))]
+    return column + [transpose(f, f in symmetric) for f in reversed(row)]
+
+
+def _components(pieces: list, out: tuple) -> list[list]:
+    """Pieces connected through summed indices (output indices do not connect)."""
+    groups: list[list] = []
+    index_group: dict = {}
+    for p in pieces:
+        linked = {index_group[i] for i in p.idx if i not in out and i in index_group}
+        merged = [p]
+        for g in sorted(linked, reverse=True):
+            merged.extend(groups[g])
+            groups[g] = []
+        groups.append(merged)
+        for q in merged:
+            for i in q.idx:
+                if i not in out:
+                    index_group[i] = len(groups) - 1
+    return [g for g in groups if g]
+
+
+def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) -> Mono:
+    """One connected component: a scalar, a vector on one output index or a matrix on two."""
+    count = _count(pieces, touched)
+    shared = [i for i in touched if count[i] > 2]
+    if shared and len(touched) == 1 and not any(p.idx == (shared[0],) for p in pieces):
+        # sum_c A[i,c]*B[i,c]: the diagonal of A*B'
+        (i,), b = shared, next(fresh)
+        last = [p for p in pieces if i in p.idx][-1]
+        last.idx = tuple(b if k == i else k for k in last.idx)
+        inner = _raise_component(pieces, (i, b), fresh, rank, symmetric)
+        return Mono(inner.coef, inner.scalars, (Call("diag", (_note_of(inner.chain),)),))
+    pieces = _hadamard_matrices(pieces, touched)
+    pieces = _resolve_shared_indices(pieces, touched, fresh, rank)
+    for p in pieces:
+        if p.symmetric and len(p.idx) == 2:
+            symmetric.add(p.note)
+    pieces = _close_dangling(pieces, touched)
+    return _chains(pieces, touched, rank)
 
 
 @dataclass
@@ -251,6 +339,12 @@ class _Piece:
                 return _Piece(ONES, self.idx[:1])
             return _Piece(Call("diag", (self.note,)), self.idx[:1])
         return self
+
+    def summed(self):
+        """The sum of a vector piece's entries: tr(M) for diag(M)."""
+        if isinstance(self.note, Call) and self.note.fn == "diag" and len(self.idx) == 1:
+            return Call("tr", self.note.args)
+        return Call("sum", (self.note,))
 
     def oriented(self, first: int):
         """The matrix with index ``first`` as its row index."""
@@ -317,37 +411,29 @@ def _as_powers(factors: list) -> list:
     return [f if n == 1 else Power(f, Num(Fraction(n)), True) for f, n in counts.items()]
 
 
-def _resolve_shared_indices(pieces, out, fresh, rank):
+def _resolve_shared_indices(pieces, out, fresh, rank) -> list[_Piece]:
     """Every index must end up on exactly two places (factors or the output). Vectors on an
-    index are multiplied elementwise; a vector between two other factors becomes a diag, or,
-    on the output index of a vector result, an elementwise product with the rest.
-
-    Returns the pieces and the vector to multiply the result by elementwise (or None)."""
-    at_output = None
+    index are multiplied elementwise; a vector between two other factors becomes a diag."""
     while True:
         count = _count(pieces, out)
         crowded = [i for i, c in count.items() if c > 2]
         if not crowded:
-            return pieces, at_output
+            return pieces
         a = crowded[0]
         vectors = [p for p in pieces if p.idx == (a,)]
         others = [p for p in pieces if a in p.idx and p.idx != (a,)]
         structural = len(others) + (a in out)
-        if not vectors:
+        if not vectors or structural > 2:
             raise NoMatrixForm
         h = _hadamard([v.note for v in vectors], rank)
         pieces = [p for p in pieces if p.idx != (a,)]
         if structural <= 1:
             pieces.append(_Piece(h, (a,)))
-        elif structural == 2 and len(out) == 1 and a in out and at_output is None:
-            at_output = h
-        elif structural == 2:
+        else:
             b = next(fresh)
             target = others[-1]
             target.idx = tuple(b if i == a else i for i in target.idx)
             pieces.append(_Piece(Call("diag", (h,)), (a, b), True))
-        else:
-            raise NoMatrixForm
 
 
 def _close_dangling(pieces, out) -> list[_Piece]:
@@ -357,7 +443,7 @@ def _close_dangling(pieces, out) -> list[_Piece]:
     for p in pieces:
         lone = [i for i in p.idx if count[i] == 1]
         if len(p.idx) == 1 and lone:
-            result.append(_Piece(Call("sum", (p.note,)), ()))
+            result.append(_Piece(p.summed(), ()))
             continue
         result.append(p)
         for i in lone:
@@ -417,10 +503,6 @@ def _chains(pieces: list[_Piece], out: tuple, rank) -> Mono:
         if id(p) not in used:
             factors, _ = walk(p.idx[0])
             scalars.append(_trace(factors))
-    chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
-    if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono):
-        return scalars[0]
-    scalars.sort(key=rank)
     return Mono(Fraction(1), tuple(scalars), tuple(chain))
 
 
@@ -436,8 +518,10 @@ def _reverse(factors: list[tuple]) -> list[tuple]:
 def _scalar_chain(factors: list[tuple]):
     """u'*M*...*v from a chain that starts and ends at vectors (u first)."""
     backwards = _reverse(factors)
-    if _transposes(f for f, _ in backwards) < _transposes(f for f, _ in factors):
+    if _transposes(f for f, _ in backwards[1:-1]) < _transposes(f for f, _ in factors[1:-1]):
         factors = backwards
+    factors = [(f.arg, s) if isinstance(f, Transpose) and n in (0, len(factors) - 1) else (f, s)
+               for n, (f, s) in enumerate(factors)]  # the end vectors are oriented below
     (u, _), *middle, (v, _) = factors
     if u == ONES and not middle:
         return Call("sum", (v,))
@@ -666,37 +750,63 @@ def _common_end(chains: list[tuple], side: str) -> int:
 
 
 def index_form(e: Expr, raiser: _Raiser) -> IndexForm:
-    """``D[i, j, ...] = ...`` for any simplified expression."""
-    out_names = OUT_NAMES[: e.ndim]
-    terms = []
-    pairs = zip(e.data, e.args) if e.op == "sum" else [(Fraction(1), e)]
-    for c, t in pairs:
-        terms.append(scale_mono(c, _index_term(t, out_names, raiser), False))
-    return IndexForm(tuple(out_names), tuple(terms))
+    """``D[i, j, ...] = ...``: entry by entry, with matrix notation for the parts that have
+    it (``inv(X)[i,k]``) and indices summed where they repeat."""
+    out_names = tuple(OUT_NAMES[: e.ndim])
+    summed = iter(list(SUM_NAMES) + [f"s{n}" for n in range(10_000)])
+    note = _index_note(e, out_names, raiser, summed, top=True)
+    terms = note.terms if isinstance(note, Sum) else (mono(note, False),)
+    return IndexForm(out_names, tuple(_ordered_indices(t, out_names) for t in terms))
 
 
-def _index_term(t: Expr, out_names: str, raiser: _Raiser) -> Mono:
-    if t.op != "einsum":
-        return Mono(Fraction(1), (), (Indexed(raiser.raise_(t), tuple(out_names)),))
-    factor_idx, out = t.data
-    names = dict(zip(out, out_names))
-    summed = iter(SUM_NAMES + "".join(f"s{n}" for n in range(100)))
-    for idx in factor_idx:
-        for i in idx:
-            if i not in names:
-                names[i] = next(summed)
-    scalars, indexed = [], []
-    for x, idx in zip(t.args, factor_idx):
-        labels = tuple(names[i] for i in idx)
-        if x.op == "delta":
-            indexed.append(Indexed(None, labels))
-        elif not idx:
-            scalars.append(raiser.raise_(x))
-        else:
-            indexed.append(Indexed(raiser.raise_(x), labels))
+def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = False):
+    """The notation of the entry ``e[labels]``."""
+    if e.op == "delta":
+        return Indexed(None, labels)
+    if not top and e.ndim <= 2:
+        try:
+            note = raiser.raise_(e)
+            return Indexed(note, labels) if labels else note
+        except NoMatrixForm:
+            pass
+    if e.op == "sum":
+        return Sum(tuple(scale_mono(c, _index_note(t, labels, raiser, summed), False)
+                         for c, t in zip(e.data, e.args)))
+    if e.op == "einsum":
+        factor_idx, out = e.data
+        names = dict(zip(out, labels))
+        for idx in factor_idx:
+            for i in idx:
+                if i not in names:
+                    names[i] = next(summed)
+        scalars, indexed = [], []
+        for x, idx in zip(e.args, factor_idx):
+            note = _index_note(x, tuple(names[i] for i in idx), raiser, summed)
+            (indexed if idx else scalars).append(note)
+        return Mono(Fraction(1), tuple(scalars), tuple(indexed))
+    if e.op == "delta":
+        return Indexed(None, labels)
+    if e.op in ("ones", "zero"):
+        return Num(Fraction(1 if e.op == "ones" else 0))
+    if e.op == "pow":
+        base, exponent = e.args
+        return Power(_index_note(base, labels, raiser, summed),
+                     _index_note(exponent, labels if exponent.ndim else (), raiser, summed),
+                     False)
+    if e.op in ("exp", "log", "sin", "cos", "tan", "tanh", "abs", "sign", "relu"):
+        return Call(e.op, (_index_note(e.args[0], labels, raiser, summed),))
+    raise NoMatrixForm
+
+
+def _ordered_indices(term: Mono, out_names: tuple) -> Mono:
+    """Factors in the order of the output indices they carry: A[i,k]*B[l,j]."""
     first = {name: k for k, name in enumerate(out_names)}
-    indexed.sort(key=lambda f: min((first.get(i, len(first)) for i in f.indices), default=0))
-    return Mono(Fraction(1), tuple(scalars), tuple(indexed))
+
+    def position(f):
+        indices = f.indices if isinstance(f, Indexed) else ()
+        return min((first.get(i, len(first)) for i in indices), default=len(first))
+
+    return Mono(term.coef, term.scalars, tuple(sorted(term.chain, key=position)), term.den)
 
 
 # ----------------------------------------------------------------------------------------------

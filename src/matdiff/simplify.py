@@ -131,6 +131,7 @@ def split_coefficient(e: Expr) -> tuple[Fraction, Expr]:
 
 Factor = tuple[Expr, tuple[Index, ...]]
 MAX_ARRANGEMENTS = 200
+MAX_DISTRIBUTED_TERMS = 16
 
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
@@ -153,6 +154,13 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
         return num(coef)
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
+    for n, (x, idx) in enumerate(flat):
+        if x.op == "sum" and x.ndim > 2 and len(x.args) <= MAX_DISTRIBUTED_TERMS:
+            # a sum of 3- or 4-index tensors (the derivative of a matrix by a vector or a
+            # matrix) has no matrix form: each of its terms meets the other factors alone
+            return _canonical_sum(
+                [(coef * c, _simplified(einsum(flat[:n] + [(t, idx)] + flat[n + 1:], out)))
+                 for c, t in zip(x.data, x.args)], shape)
     flat, out = _canonical_order(flat, out)
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
