@@ -121,7 +121,7 @@ class NoMatrixForm(Exception):
 # ----------------------------------------------------------------------------------------------
 
 OUT_NAMES = "ijklpqrstuvw"
-SUM_NAMES = "abcdefgh"
+SUM_NAMES = "abcdefghmnoxyz"
 
 
 def raise_expr(e: Expr, reading_order: dict[str, int] | None = None):
@@ -306,7 +306,39 @@ def _components(pieces: list, out: tuple) -> list[list]:
 
 
 def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) -> Mono:
-    """One connected component: a scalar, a vector on one output index or a matrix on two."""
+    """One connected component: a scalar, a vector on one output index or a matrix on two.
+
+    Where the index graph has no direct reading, products of two matrices along a summed
+    index are formed first, one at a time, until it has (``((A*A).*A)*((A*A).*A)'``)."""
+    while True:
+        try:
+            return _raise_graph([_Piece(p.note, p.idx, p.symmetric) for p in pieces], touched,
+                                fresh, rank, symmetric)
+        except NoMatrixForm:
+            pieces = _multiply_one_link(pieces, touched)
+
+
+def _multiply_one_link(pieces: list, out: tuple) -> list:
+    """Replace two matrices that share a summed index only with each other by their product;
+    NoMatrixForm if there are none."""
+    count = _count(pieces, out)
+    for n, p in enumerate(pieces):
+        for m, q in enumerate(pieces):
+            if m <= n or len(p.idx) != 2 or len(q.idx) != 2:
+                continue
+            shared = [c for c in p.idx if c in q.idx and count[c] == 2 and c not in out]
+            if len(shared) != 1 or len(set(p.idx)) != 2 or len(set(q.idx)) != 2:
+                continue
+            (c,) = shared
+            a = p.idx[1] if p.idx[0] == c else p.idx[0]
+            b = q.idx[1] if q.idx[0] == c else q.idx[0]
+            product = _note_of(tuple(_chain_of(p.oriented(a)) + _chain_of(q.oriented(c))))
+            rest = [r for k, r in enumerate(pieces) if k not in (n, m)]
+            return rest + [_Piece(product, (a, b)).diagonal()]
+    raise NoMatrixForm
+
+
+def _raise_graph(pieces: list, touched: tuple, fresh, rank, symmetric: set) -> Mono:
     count = _count(pieces, touched)
     shared = [i for i in touched if count[i] > 2]
     if shared and len(touched) == 1 and not any(p.idx == (shared[0],) for p in pieces):
@@ -314,7 +346,7 @@ def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) 
         (i,), b = shared, next(fresh)
         last = [p for p in pieces if i in p.idx][-1]
         last.idx = tuple(b if k == i else k for k in last.idx)
-        inner = _raise_component(pieces, (i, b), fresh, rank, symmetric)
+        inner = _raise_graph(pieces, (i, b), fresh, rank, symmetric)
         return Mono(inner.coef, inner.scalars, (Call("diag", (_note_of(inner.chain),)),))
     pieces = _hadamard_matrices(pieces, touched)
     pieces = _resolve_shared_indices(pieces, touched, fresh, rank)
