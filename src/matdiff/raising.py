@@ -311,6 +311,8 @@ def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) 
     Where the index graph has no direct reading, products of two matrices along a summed
     index are formed first, one at a time, until it has (``((A*A).*A)*((A*A).*A)'``)."""
     while True:
+        pieces = _hadamard_matrices([_Piece(p.note, p.idx, p.symmetric) for p in pieces],
+                                    touched)
         try:
             return _raise_graph([_Piece(p.note, p.idx, p.symmetric) for p in pieces], touched,
                                 fresh, rank, symmetric)
@@ -319,9 +321,19 @@ def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) 
 
 
 def _multiply_one_link(pieces: list, out: tuple) -> list:
-    """Replace two matrices that share a summed index only with each other by their product;
-    NoMatrixForm if there are none."""
+    """Replace a matrix and a vector, or two matrices, that share a summed index only with
+    each other by their product; NoMatrixForm if there are none."""
     count = _count(pieces, out)
+    for n, p in enumerate(pieces):  # first A*x: a matrix and a vector
+        for m, q in enumerate(pieces):
+            if len(p.idx) != 2 or q.idx == () or len(q.idx) != 1 or len(set(p.idx)) != 2:
+                continue
+            (c,) = q.idx
+            if c in p.idx and count[c] == 2 and c not in out:
+                a = p.idx[1] if p.idx[0] == c else p.idx[0]
+                product = _note_of(tuple(_chain_of(p.oriented(a)) + [q.note]))
+                rest = [r for k, r in enumerate(pieces) if k not in (n, m)]
+                return rest + [_Piece(product, (a,))]
     for n, p in enumerate(pieces):
         for m, q in enumerate(pieces):
             if m <= n or len(p.idx) != 2 or len(q.idx) != 2:
