@@ -15,10 +15,12 @@ from .check import verify
 from .codegen import compile_numpy
 from .differentiate import derivative
 from .errors import MatdiffError
+from .factor import abbreviate
 from .ir import Dim, Expr
 from .lower import lower
+from .notation import IndexForm
 from .parse import parse_typed
-from .raising import IndexForm, abbreviate, raise_expr
+from .raising import raise_expr
 from .render import LATEX, TEXT, UNICODE, render
 from .simplify import simplify
 from .types import Decl

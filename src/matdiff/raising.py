@@ -16,100 +16,30 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from fractions import Fraction
-from math import gcd
 
 from .errors import MatdiffError
+from .factor import factor_sum, scale_mono
 from .ir import Expr
+from .notation import (
+    EYE,
+    ONES,
+    Call,
+    Indexed,
+    IndexForm,
+    Mono,
+    Num,
+    Power,
+    Sum,
+    Sym,
+    Transpose,
+    hadamard,
+    mono,
+    names,
+    transpose,
+    transposes,
+    weight,
+)
 from .simplify import is_symmetric
-
-# ----------------------------------------------------------------------------------------------
-# the notation tree
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Num:
-    value: Fraction
-
-
-@dataclass(frozen=True)
-class Sym:
-    """A variable or named constant (``pi``, ``eye``)."""
-    name: str
-
-
-@dataclass(frozen=True)
-class Call:
-    fn: str
-    args: tuple
-
-
-@dataclass(frozen=True)
-class Transpose:
-    arg: object
-
-
-@dataclass(frozen=True)
-class Power:
-    base: object
-    exponent: object
-    elementwise: bool
-
-
-@dataclass(frozen=True)
-class Mono:
-    """coef * scalars * chain / den: scalar factors first, then the matrix/vector product in
-    order; the denominators are scalars."""
-    coef: Fraction
-    scalars: tuple = ()
-    chain: tuple = ()
-    den: tuple = ()
-
-
-@dataclass(frozen=True)
-class Hadamard:
-    """factors[0] .* factors[1] .* ... ./ den[0] ./ ..."""
-    factors: tuple
-    den: tuple = ()
-
-
-@dataclass(frozen=True)
-class Sum:
-    terms: tuple  # of Mono
-
-
-@dataclass(frozen=True)
-class Indexed:
-    """base[i, j] in index notation; ``base`` None for the identity written delta(i, j)."""
-    base: object
-    indices: tuple
-
-
-@dataclass(frozen=True)
-class IndexForm:
-    """An index-notation product-sum ``D[out] = sum of coef * prod Indexed``; summed indices
-    are those not in ``out``."""
-    out: tuple
-    terms: tuple  # of Mono whose factors are Indexed / scalar notation
-
-
-ONES = Call("vector", (Num(Fraction(1)),))
-EYE = Sym("eye")
-
-
-def mono(x, scalar: bool) -> Mono:
-    if isinstance(x, Mono):
-        return x
-    return Mono(Fraction(1), (x,)) if scalar else Mono(Fraction(1), (), (x,))
-
-
-def transpose(x, symmetric: bool = False):
-    """x' with the obvious cancellations."""
-    if symmetric or isinstance(x, Num) or x == EYE:
-        return x
-    if isinstance(x, Transpose):
-        return x.arg
-    return Transpose(x)
 
 
 class NoMatrixForm(Exception):
@@ -195,8 +125,8 @@ class _Raiser:
     # reading order ----------------------------------------------------------------------------
     def rank(self, note) -> tuple:
         """Where a term's first variable stands in the input; constants last."""
-        names = [self.reading_order.get(n, len(self.reading_order)) for n in _names(note)]
-        return (min(names) if names else len(self.reading_order) + 1, _weight(note))
+        ranks = [self.reading_order.get(n, len(self.reading_order)) for n in names(note)]
+        return (min(ranks) if ranks else len(self.reading_order) + 1, weight(note))
 
     def factor_sum(self, terms: list[Mono]):
         return factor_sum(terms, self.rank)
@@ -270,18 +200,18 @@ def _combine(by_touch: dict[tuple, list], out: tuple, rank, symmetric: set) -> l
         return []
     if len(out) == 1:
         notes = by_touch.get(out, [])
-        return _chain_of(notes[0]) if len(notes) == 1 else [_hadamard(notes, rank)]
+        return _chain_of(notes[0]) if len(notes) == 1 else [hadamard(notes, rank)]
     i, j = out
     both, left, right = by_touch.get((i, j), []), by_touch.get((i,), []), by_touch.get((j,), [])
     if both:
-        middle = _chain_of(both[0]) if len(both) == 1 else [_hadamard(both, rank)]
-        before = [Call("diag", (_hadamard(left, rank),))] if left else []
-        after = [Call("diag", (_hadamard(right, rank),))] if right else []
+        middle = _chain_of(both[0]) if len(both) == 1 else [hadamard(both, rank)]
+        before = [Call("diag", (hadamard(left, rank),))] if left else []
+        after = [Call("diag", (hadamard(right, rank),))] if right else []
         return before + middle + after
     if not left or not right:
         raise NoMatrixForm
-    column = _chain_of(left[0]) if len(left) == 1 else [_hadamard(left, rank)]
-    row = _chain_of(right[0]) if len(right) == 1 else [_hadamard(right, rank)]
+    column = _chain_of(left[0]) if len(left) == 1 else [hadamard(left, rank)]
+    row = _chain_of(right[0]) if len(right) == 1 else [hadamard(right, rank)]
     if column == row == [ONES]:
         return [Call("matrix", (Num(Fraction(1)),))]
     return column + [transpose(f, f in symmetric) for f in reversed(row)]
@@ -412,7 +342,7 @@ def _hadamard_matrices(pieces: list[_Piece], out: tuple) -> list[_Piece]:
             for q in result:
                 if len(q.idx) == 2 and set(q.idx) == set(p.idx):
                     diagonal = EYE in (q.note, p.note)  # A .* eye is diagonal
-                    q.note = _hadamard([q.note, p.oriented(q.idx[0])])
+                    q.note = hadamard([q.note, p.oriented(q.idx[0])])
                     q.symmetric = diagonal or (q.symmetric and p.symmetric)
                     break
             else:
@@ -420,39 +350,6 @@ def _hadamard_matrices(pieces: list[_Piece], out: tuple) -> list[_Piece]:
             continue
         result.append(p)
     return result
-
-
-def _hadamard(notes: list, rank=None):
-    """notes[0] .* notes[1] .* ..., with elementwise reciprocals as ./ and simpler factors
-    first."""
-    factors, den = [], []
-    for n in notes:
-        if isinstance(n, Hadamard):
-            factors += n.factors
-            den += n.den
-        elif isinstance(n, Power) and n.elementwise and isinstance(n.exponent, Num) \
-                and n.exponent.value < 0:
-            e = -n.exponent.value
-            den.append(n.base if e == 1 else Power(n.base, Num(e), True))
-        else:
-            factors.append(n)
-    factors, den = _as_powers(factors), _as_powers(den)
-    if rank is not None:
-        factors.sort(key=_weight)
-        den.sort(key=_weight)
-    if not factors:
-        factors = [ONES]
-    if len(factors) == 1 and not den:
-        return factors[0]
-    return Hadamard(tuple(factors), tuple(den))
-
-
-def _as_powers(factors: list) -> list:
-    """y .* y is y.^2."""
-    counts: dict = {}
-    for f in factors:
-        counts[f] = counts.get(f, 0) + 1
-    return [f if n == 1 else Power(f, Num(Fraction(n)), True) for f, n in counts.items()]
 
 
 def _resolve_shared_indices(pieces, out, fresh, rank) -> list[_Piece]:
@@ -469,7 +366,7 @@ def _resolve_shared_indices(pieces, out, fresh, rank) -> list[_Piece]:
         structural = len(others) + (a in out)
         if not vectors or structural > 2:
             raise NoMatrixForm
-        h = _hadamard([v.note for v in vectors], rank)
+        h = hadamard([v.note for v in vectors], rank)
         pieces = [p for p in pieces if p.idx != (a,)]
         if structural <= 1:
             pieces.append(_Piece(h, (a,)))
@@ -550,11 +447,6 @@ def _chains(pieces: list[_Piece], out: tuple, rank) -> Mono:
     return Mono(Fraction(1), tuple(scalars), tuple(chain))
 
 
-def _transposes(factors) -> int:
-    """How many factors are transposed (fewer read better)."""
-    return sum(isinstance(f, Transpose) for f in factors)
-
-
 def _reverse(factors: list[tuple]) -> list[tuple]:
     return [(transpose(f, sym), sym) for f, sym in reversed(factors)]
 
@@ -562,7 +454,7 @@ def _reverse(factors: list[tuple]) -> list[tuple]:
 def _scalar_chain(factors: list[tuple]):
     """u'*M*...*v from a chain that starts and ends at vectors (u first)."""
     backwards = _reverse(factors)
-    if _transposes(f for f, _ in backwards[1:-1]) < _transposes(f for f, _ in factors[1:-1]):
+    if transposes(f for f, _ in backwards[1:-1]) < transposes(f for f, _ in factors[1:-1]):
         factors = backwards
     factors = [(f.arg, s) if isinstance(f, Transpose) and n in (0, len(factors) - 1) else (f, s)
                for n, (f, s) in enumerate(factors)]  # the end vectors are oriented below
@@ -580,212 +472,13 @@ def _trace(factors: list[tuple]):
     for seq in (factors, _reverse(factors)):
         for k in range(len(seq)):
             rotated = [f for f, _ in seq[k:] + seq[:k]]
-            key = (_transposes(rotated), k)
+            key = (transposes(rotated), k)
             if best is None or key < best[0]:
                 best = (key, rotated)
     rotated = [f for f in best[1] if f != EYE] or [EYE]
     if rotated == [EYE]:
         raise NoMatrixForm  # tr(eye) is a dimension; left to index notation
     return Call("tr", (Mono(Fraction(1), (), tuple(rotated)) if len(rotated) > 1 else rotated[0],))
-
-
-def _children(note) -> list:
-    if isinstance(note, (Sym, Num)):
-        return []
-    out = []
-    for value in vars(note).values():
-        if isinstance(value, tuple):
-            out.extend(v for v in value if not isinstance(v, (str, Fraction)))
-        elif value is not None and not isinstance(value, (str, Fraction, bool)):
-            out.append(value)
-    return out
-
-
-def _names(note) -> list[str]:
-    if isinstance(note, Sym):
-        return [note.name]
-    return [n for c in _children(note) for n in _names(c)]
-
-
-def _weight(note) -> int:
-    """Size of a notation tree: simpler factors are written first."""
-    return 1 + sum(_weight(c) for c in _children(note))
-
-
-# ----------------------------------------------------------------------------------------------
-# factoring sums
-# ----------------------------------------------------------------------------------------------
-
-
-def scale_mono(c: Fraction, x, scalar: bool) -> Mono:
-    m = mono(x, scalar)
-    return Mono(m.coef * c, m.scalars, m.chain, m.den)
-
-
-def factor_sum(terms: list[Mono], rank):
-    """A sum of monomials, factored: common scalar factors and coefficients pulled out, then
-    common right or left ends of the products (each term keeping a non-empty product).
-    ``rank`` orders the terms (positive ones first)."""
-    terms = [_split_den(t) for t in terms]
-    if len(terms) == 1:
-        return terms[0]
-    grouped = _group(terms, rank)
-    if len(grouped) < len(terms):
-        return factor_sum(grouped, rank)
-    scalar_valued = not any(t.chain for t in terms)
-    common_coef = _common_coefficient([t.coef for t in terms])
-    common = _common_multiset([list(t.scalars) for t in terms])
-    common_den = _common_multiset([list(t.den) for t in terms])
-    if common_coef != 1 or common or common_den:
-        inner = [Mono(t.coef / common_coef, _without(t.scalars, common), t.chain,
-                      _without(t.den, common_den)) for t in terms]
-        if all(t.scalars or t.chain for t in inner):
-            factored = factor_sum(inner, rank)
-            if isinstance(factored, Mono):  # its coefficient joins ours: no -(...) inside
-                return Mono(common_coef * factored.coef, tuple(common) + factored.scalars,
-                            factored.chain, tuple(common_den) + factored.den)
-            if scalar_valued:
-                return Mono(common_coef, tuple(common) + (factored,), (), tuple(common_den))
-            return Mono(common_coef, tuple(common), (factored,), tuple(common_den))
-    if not any(t.scalars or t.den for t in terms):
-        for side in ("right", "left"):
-            k = _common_end([t.chain for t in terms], side)
-            if not k:
-                continue
-            if side == "right":
-                inner = factor_sum([Mono(t.coef, (), t.chain[:-k]) for t in terms], rank)
-                return _hoisted(inner, (), terms[0].chain[-k:])
-            inner = factor_sum([Mono(t.coef, (), t.chain[k:]) for t in terms], rank)
-            return _hoisted(inner, terms[0].chain[:k], ())
-    if all(_lone(t) for t in terms):
-        merged = _merge_elementwise(terms, rank)
-        if merged is not None:
-            return merged
-    ordered = sorted(terms, key=lambda t: (t.coef < 0, _transposes(t.chain), rank(t)))
-    return Sum(tuple(ordered))
-
-
-def _group(terms: list[Mono], rank) -> list[Mono]:
-    """Terms with the same scalar factors share them (a*A*x + a*B*x = a*(A*x + B*x)), then
-    terms with the same product share it (a*A*x + b*A*x = (a + b)*A*x)."""
-    def scalar_key(t):
-        return tuple(sorted(map(repr, t.scalars))), tuple(sorted(map(repr, t.den)))
-
-    def by_scalars(group):
-        inner = factor_sum([Mono(t.coef, (), t.chain) for t in group], rank)
-        first = group[0]
-        if isinstance(inner, Mono) and not inner.scalars and not inner.den:
-            return Mono(inner.coef, first.scalars, inner.chain, first.den)
-        return Mono(Fraction(1), first.scalars, (inner,), first.den)
-
-    def by_chain(group):
-        inner = factor_sum([Mono(t.coef, t.scalars, (), t.den) for t in group], rank)
-        if isinstance(inner, Mono) and not inner.chain:
-            return Mono(inner.coef, inner.scalars, group[0].chain, inner.den)
-        return Mono(Fraction(1), (inner,), group[0].chain)
-
-    with_both = [t for t in terms if t.chain and (t.scalars or t.den)]
-    for key, combine in ((scalar_key, by_scalars), (lambda t: t.chain, by_chain)):
-        groups: dict = {}
-        for t in with_both:
-            groups.setdefault(key(t), []).append(t)
-        merged = [g for g in groups.values() if len(g) > 1]
-        if merged:
-            done = {id(t) for g in merged for t in g}
-            return [combine(g) for g in merged] + [t for t in terms if id(t) not in done]
-    return terms
-
-
-def _hoisted(inner, before: tuple, after: tuple) -> Mono:
-    """before * inner * after, the inner coefficient moved to the front."""
-    if isinstance(inner, Mono) and not inner.scalars and not inner.den:
-        return Mono(inner.coef, (), before + inner.chain + after)
-    return Mono(Fraction(1), (), before + (inner,) + after)
-
-
-def _lone(t: Mono):
-    """The one factor of a term that is nothing but a coefficient times a factor."""
-    return t.chain[0] if len(t.chain) == 1 and not t.scalars and not t.den else None
-
-
-def _merge_elementwise(terms: list[Mono], rank):
-    """diag(a) - diag(b) is diag(a - b); a .* c + b .* c is (a + b) .* c."""
-    lone = [_lone(t) for t in terms]
-    if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
-        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank)
-        return Mono(Fraction(1), (), (Call("diag", (inner,)),))
-    parts = [(list(f.factors), list(f.den)) if isinstance(f, Hadamard) else ([f], [])
-             for f in lone]
-    common = _common_multiset([p[0] for p in parts])
-    common_den = _common_multiset([p[1] for p in parts])
-    if not (common or common_den) or len(common) == min(len(p[0]) for p in parts):
-        return None  # every term keeps a factor of its own (no ones of unknown shape)
-    rest = []
-    for t, (factors, den) in zip(terms, parts):
-        left = _hadamard(list(_without(tuple(factors), common)), rank)
-        below = list(_without(tuple(den), common_den))
-        note = _hadamard([left] + [Power(d, Num(Fraction(-1)), True) for d in below], rank)
-        rest.append(Mono(t.coef, (), (note,)))
-    inner = factor_sum(rest, rank)
-    factors = common + [inner]
-    return Mono(Fraction(1), (), (_hadamard(factors + [Power(d, Num(Fraction(-1)), True)
-                                                       for d in common_den], rank),))
-
-
-def _split_den(t: Mono) -> Mono:
-    """Scalar powers with negative integer exponents move to the denominator."""
-    scalars, den = [], list(t.den)
-    for f in t.scalars:
-        if isinstance(f, Power) and not f.elementwise and isinstance(f.exponent, Num) \
-                and f.exponent.value < 0 and f.exponent.value.denominator == 1:
-            e = -f.exponent.value
-            den.append(f.base if e == 1 else Power(f.base, Num(e), False))
-        else:
-            scalars.append(f)
-    return Mono(t.coef, tuple(scalars), t.chain, tuple(den))
-
-
-def _common_coefficient(coefs: list[Fraction]) -> Fraction:
-    """The coefficient to pull out of a sum: negative when every term is negative."""
-    sign = -1 if all(c < 0 for c in coefs) else 1
-    if len({abs(c) for c in coefs}) == 1:
-        return sign * abs(coefs[0])
-    numerator, denominator = 0, 1
-    for c in coefs:
-        numerator = gcd(numerator, c.numerator)
-        denominator = denominator * c.denominator // gcd(denominator, c.denominator)
-    return sign * Fraction(numerator, denominator) if numerator else Fraction(sign)
-
-
-def _common_multiset(lists: list[list]) -> list:
-    first, *others = lists
-    common = []
-    pools = [list(o) for o in others]
-    for f in first:
-        if all(f in pool for pool in pools):
-            common.append(f)
-            for pool in pools:
-                pool.remove(f)
-    return common
-
-
-def _without(factors: tuple, remove: list) -> tuple:
-    out = list(factors)
-    for f in remove:
-        out.remove(f)
-    return tuple(out)
-
-
-def _common_end(chains: list[tuple], side: str) -> int:
-    """Length of the common run at one end of every chain, each keeping one factor."""
-    shortest = min(len(c) for c in chains)
-    k = 0
-    while k < shortest - 1:
-        pick = {c[-1 - k] if side == "right" else c[k] for c in chains}
-        if len(pick) != 1:
-            break
-        k += 1
-    return k
 
 
 # ----------------------------------------------------------------------------------------------
@@ -851,40 +544,3 @@ def _ordered_indices(term: Mono, out_names: tuple) -> Mono:
         return min((first.get(i, len(first)) for i in indices), default=len(first))
 
     return Mono(term.coef, term.scalars, tuple(sorted(term.chain, key=position)), term.den)
-
-
-# ----------------------------------------------------------------------------------------------
-# naming a subexpression
-# ----------------------------------------------------------------------------------------------
-
-
-def abbreviate(note, whole, symbol: str):
-    """``note`` with the factors of the scalar ``whole`` written as ``symbol`` wherever a
-    product contains all of them (``1/2*f*(...)`` for the Gaussian); None if nowhere."""
-    if _weight(whole) < 6:
-        return None  # det(X) reads better than a name for it
-    if isinstance(whole, Mono) and not whole.chain and whole.scalars:
-        coef, need, need_den = whole.coef, list(whole.scalars), list(whole.den)
-    else:
-        coef, need, need_den = Fraction(1), [whole], []
-
-    def replace(m):
-        if not isinstance(m, Mono) or not _contains(m.scalars, need) \
-                or not _contains(m.den, need_den):
-            return None
-        return Mono(m.coef / coef, (Sym(symbol),) + _without(m.scalars, need), m.chain,
-                    _without(m.den, need_den))
-
-    if isinstance(note, Sum):
-        terms = [replace(t) or t for t in note.terms]
-        return Sum(tuple(terms)) if terms != list(note.terms) else None
-    return replace(note)
-
-
-def _contains(factors: tuple, wanted: list) -> bool:
-    pool = list(factors)
-    for f in wanted:
-        if f not in pool:
-            return False
-        pool.remove(f)
-    return True

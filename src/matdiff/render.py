@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .raising import (
+from .notation import (
     EYE,
     ONES,
     Call,

@@ -1,0 +1,228 @@
+"""Factoring: a sum of products in notation, written the way a person would factor it.
+
+Like terms share their scalar factors or their products, common coefficients and factors are
+pulled out, then common left or right ends of the products (``A*x + A'*x`` is ``(A + A')*x``),
+and sums of diag(...) or of elementwise products are merged.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import gcd
+
+from .notation import (
+    Call,
+    Hadamard,
+    Mono,
+    Num,
+    Power,
+    Sum,
+    Sym,
+    hadamard,
+    mono,
+    transposes,
+    weight,
+)
+
+
+def scale_mono(c: Fraction, x, scalar: bool) -> Mono:
+    m = mono(x, scalar)
+    return Mono(m.coef * c, m.scalars, m.chain, m.den)
+
+
+def factor_sum(terms: list[Mono], rank):
+    """A sum of monomials, factored: common scalar factors and coefficients pulled out, then
+    common right or left ends of the products (each term keeping a non-empty product).
+    ``rank`` orders the terms (positive ones first)."""
+    terms = [_split_den(t) for t in terms]
+    if len(terms) == 1:
+        return terms[0]
+    grouped = _group(terms, rank)
+    if len(grouped) < len(terms):
+        return factor_sum(grouped, rank)
+    scalar_valued = not any(t.chain for t in terms)
+    common_coef = _common_coefficient([t.coef for t in terms])
+    common = _common_multiset([list(t.scalars) for t in terms])
+    common_den = _common_multiset([list(t.den) for t in terms])
+    if common_coef != 1 or common or common_den:
+        inner = [Mono(t.coef / common_coef, _without(t.scalars, common), t.chain,
+                      _without(t.den, common_den)) for t in terms]
+        if all(t.scalars or t.chain for t in inner):
+            factored = factor_sum(inner, rank)
+            if isinstance(factored, Mono):  # its coefficient joins ours: no -(...) inside
+                return Mono(common_coef * factored.coef, tuple(common) + factored.scalars,
+                            factored.chain, tuple(common_den) + factored.den)
+            if scalar_valued:
+                return Mono(common_coef, tuple(common) + (factored,), (), tuple(common_den))
+            return Mono(common_coef, tuple(common), (factored,), tuple(common_den))
+    if not any(t.scalars or t.den for t in terms):
+        for side in ("right", "left"):
+            k = _common_end([t.chain for t in terms], side)
+            if not k:
+                continue
+            if side == "right":
+                inner = factor_sum([Mono(t.coef, (), t.chain[:-k]) for t in terms], rank)
+                return _hoisted(inner, (), terms[0].chain[-k:])
+            inner = factor_sum([Mono(t.coef, (), t.chain[k:]) for t in terms], rank)
+            return _hoisted(inner, terms[0].chain[:k], ())
+    if all(_lone(t) for t in terms):
+        merged = _merge_elementwise(terms, rank)
+        if merged is not None:
+            return merged
+    ordered = sorted(terms, key=lambda t: (t.coef < 0, transposes(t.chain), rank(t)))
+    return Sum(tuple(ordered))
+
+
+def _group(terms: list[Mono], rank) -> list[Mono]:
+    """Terms with the same scalar factors share them (a*A*x + a*B*x = a*(A*x + B*x)), then
+    terms with the same product share it (a*A*x + b*A*x = (a + b)*A*x)."""
+    def scalar_key(t):
+        return tuple(sorted(map(repr, t.scalars))), tuple(sorted(map(repr, t.den)))
+
+    def by_scalars(group):
+        inner = factor_sum([Mono(t.coef, (), t.chain) for t in group], rank)
+        first = group[0]
+        if isinstance(inner, Mono) and not inner.scalars and not inner.den:
+            return Mono(inner.coef, first.scalars, inner.chain, first.den)
+        return Mono(Fraction(1), first.scalars, (inner,), first.den)
+
+    def by_chain(group):
+        inner = factor_sum([Mono(t.coef, t.scalars, (), t.den) for t in group], rank)
+        if isinstance(inner, Mono) and not inner.chain:
+            return Mono(inner.coef, inner.scalars, group[0].chain, inner.den)
+        return Mono(Fraction(1), (inner,), group[0].chain)
+
+    with_both = [t for t in terms if t.chain and (t.scalars or t.den)]
+    for key, combine in ((scalar_key, by_scalars), (lambda t: t.chain, by_chain)):
+        groups: dict = {}
+        for t in with_both:
+            groups.setdefault(key(t), []).append(t)
+        merged = [g for g in groups.values() if len(g) > 1]
+        if merged:
+            done = {id(t) for g in merged for t in g}
+            return [combine(g) for g in merged] + [t for t in terms if id(t) not in done]
+    return terms
+
+
+def _hoisted(inner, before: tuple, after: tuple) -> Mono:
+    """before * inner * after, the inner coefficient moved to the front."""
+    if isinstance(inner, Mono) and not inner.scalars and not inner.den:
+        return Mono(inner.coef, (), before + inner.chain + after)
+    return Mono(Fraction(1), (), before + (inner,) + after)
+
+
+def _lone(t: Mono):
+    """The one factor of a term that is nothing but a coefficient times a factor."""
+    return t.chain[0] if len(t.chain) == 1 and not t.scalars and not t.den else None
+
+
+def _merge_elementwise(terms: list[Mono], rank):
+    """diag(a) - diag(b) is diag(a - b); a .* c + b .* c is (a + b) .* c."""
+    lone = [_lone(t) for t in terms]
+    if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
+        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank)
+        return Mono(Fraction(1), (), (Call("diag", (inner,)),))
+    parts = [(list(f.factors), list(f.den)) if isinstance(f, Hadamard) else ([f], [])
+             for f in lone]
+    common = _common_multiset([p[0] for p in parts])
+    common_den = _common_multiset([p[1] for p in parts])
+    if not (common or common_den) or len(common) == min(len(p[0]) for p in parts):
+        return None  # every term keeps a factor of its own (no ones of unknown shape)
+    rest = []
+    for t, (factors, den) in zip(terms, parts):
+        left = hadamard(list(_without(tuple(factors), common)), rank)
+        below = list(_without(tuple(den), common_den))
+        note = hadamard([left] + [Power(d, Num(Fraction(-1)), True) for d in below], rank)
+        rest.append(Mono(t.coef, (), (note,)))
+    inner = factor_sum(rest, rank)
+    factors = common + [inner]
+    return Mono(Fraction(1), (), (hadamard(factors + [Power(d, Num(Fraction(-1)), True)
+                                                       for d in common_den], rank),))
+
+
+def _split_den(t: Mono) -> Mono:
+    """Scalar powers with negative integer exponents move to the denominator."""
+    scalars, den = [], list(t.den)
+    for f in t.scalars:
+        if isinstance(f, Power) and not f.elementwise and isinstance(f.exponent, Num) \
+                and f.exponent.value < 0 and f.exponent.value.denominator == 1:
+            e = -f.exponent.value
+            den.append(f.base if e == 1 else Power(f.base, Num(e), False))
+        else:
+            scalars.append(f)
+    return Mono(t.coef, tuple(scalars), t.chain, tuple(den))
+
+
+def _common_coefficient(coefs: list[Fraction]) -> Fraction:
+    """The coefficient to pull out of a sum: negative when every term is negative."""
+    sign = -1 if all(c < 0 for c in coefs) else 1
+    if len({abs(c) for c in coefs}) == 1:
+        return sign * abs(coefs[0])
+    numerator, denominator = 0, 1
+    for c in coefs:
+        numerator = gcd(numerator, c.numerator)
+        denominator = denominator * c.denominator // gcd(denominator, c.denominator)
+    return sign * Fraction(numerator, denominator) if numerator else Fraction(sign)
+
+
+def _common_multiset(lists: list[list]) -> list:
+    first, *others = lists
+    common = []
+    pools = [list(o) for o in others]
+    for f in first:
+        if all(f in pool for pool in pools):
+            common.append(f)
+            for pool in pools:
+                pool.remove(f)
+    return common
+
+
+def _without(factors: tuple, remove: list) -> tuple:
+    out = list(factors)
+    for f in remove:
+        out.remove(f)
+    return tuple(out)
+
+
+def _common_end(chains: list[tuple], side: str) -> int:
+    """Length of the common run at one end of every chain, each keeping one factor."""
+    shortest = min(len(c) for c in chains)
+    k = 0
+    while k < shortest - 1:
+        pick = {c[-1 - k] if side == "right" else c[k] for c in chains}
+        if len(pick) != 1:
+            break
+        k += 1
+    return k
+
+
+def abbreviate(note, whole, symbol: str):
+    """``note`` with the factors of the scalar ``whole`` written as ``symbol`` wherever a
+    product contains all of them (``1/2*f*(...)`` for the Gaussian); None if nowhere."""
+    if weight(whole) < 6:
+        return None  # det(X) reads better than a name for it
+    if isinstance(whole, Mono) and not whole.chain and whole.scalars:
+        coef, need, need_den = whole.coef, list(whole.scalars), list(whole.den)
+    else:
+        coef, need, need_den = Fraction(1), [whole], []
+
+    def replace(m):
+        if not isinstance(m, Mono) or not _contains(m.scalars, need) \
+                or not _contains(m.den, need_den):
+            return None
+        return Mono(m.coef / coef, (Sym(symbol),) + _without(m.scalars, need), m.chain,
+                    _without(m.den, need_den))
+
+    if isinstance(note, Sum):
+        terms = [replace(t) or t for t in note.terms]
+        return Sum(tuple(terms)) if terms != list(note.terms) else None
+    return replace(note)
+
+
+def _contains(factors: tuple, wanted: list) -> bool:
+    pool = list(factors)
+    for f in wanted:
+        if f not in pool:
+            return False
+        pool.remove(f)
+    return True
