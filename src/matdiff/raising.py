@@ -1,14 +1,12 @@
-"""Raising: from index contractions back to matrix notation, factored as a person writes it.
+"""Raising: from index contractions back to matrix notation.
 
 A contraction's indices form a graph: an index on exactly two factors is an edge. Chains of
 edges are matrix products (a factor entered from its column side is transposed), closed chains
 are traces, a vector on an index shared with two other factors is a ``diag``, vectors on one
-index are a Hadamard product. Sums are then factored: common scalar factors and coefficients,
-then common left or right factors of the products (``A*x + A'*x`` is ``(A + A')*x``).
-
-The result is a small notation tree (below), which :mod:`matdiff.render` prints. An expression
-with more than two free indices, or one whose index graph has no matrix form, is raised to
-index notation instead (:class:`IndexForm`).
+index are a Hadamard product, and parts joined only through output indices meet elementwise.
+Sums go to :mod:`matdiff.factor`; the result is a :mod:`matdiff.notation` tree for
+:mod:`matdiff.render`. An expression with more than two free indices, or one whose index graph
+has no matrix form, is raised to index notation instead (``IndexForm``).
 """
 
 from __future__ import annotations
