@@ -18,6 +18,7 @@ step sizes that disagree.  A wrong derivative is never skipped.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -851,14 +852,25 @@ def reference(case: Case, values, differences, tolerance: float) -> np.ndarray:
     return fine
 
 
-def matdiff_value(case: Case, values: dict[str, np.ndarray], order: int) -> np.ndarray:
+@dataclass(frozen=True)
+class Derivative:
+    value: np.ndarray  # r.numpy() at the point
+    text: str  # r.text
+    kind: Kind  # symbolic shape, in the case's dim names
+
+
+def numeric_arguments(values: dict[str, np.ndarray]) -> dict[str, object]:
+    """Keyword arguments for r.numpy(): scalars as floats, arrays as they are."""
+    return {name: float(value) if value.ndim == 0 else value for name, value in values.items()}
+
+
+def derive_at(case: Case, values: dict[str, np.ndarray], order: int) -> Derivative:
     """matdiff's derivative at the point; any failure becomes an assertion naming the case."""
     try:
         result = matdiff.derive(case.expression, case.wrt, declare=case.declare, order=order)
-        arguments = {name: float(value) if value.ndim == 0 else value
-                     for name, value in values.items()}
-        value = np.asarray(result.numpy()(**arguments), dtype=float)
+        value = np.asarray(result.numpy()(**numeric_arguments(values)), dtype=float)
         symbolic_shape = tuple(result.shape)
+        text = result.text
     except matdiff.MatdiffError as error:
         # Refusing to differentiate sign (derivative 0 a.e.) is acceptable where the expression
         # has sign, or for order 2 a function whose derivative is sign or a step.
@@ -869,14 +881,51 @@ def matdiff_value(case: Case, values: dict[str, np.ndarray], order: int) -> np.n
     except Exception as error:
         raise AssertionError(case.describe(f"{type(error).__name__}: {error}")) from error
     wrt_kind = VARIABLE_KINDS[case.wrt]
-    expected_shape = wrt_kind * 2 if order == 2 else case.node.kind + wrt_kind
+    kind = wrt_kind * 2 if order == 2 else case.node.kind + wrt_kind
     if case.fully_declared:
-        assert tuple(map(str, symbolic_shape)) == expected_shape, case.describe(
-            f"r.shape is {symbolic_shape}, expected {expected_shape}")
+        assert tuple(map(str, symbolic_shape)) == kind, case.describe(
+            f"r.shape is {symbolic_shape}, expected {kind}")
     else:
-        assert len(symbolic_shape) == len(expected_shape), case.describe(
-            f"r.shape is {symbolic_shape}, expected {len(expected_shape)} dimensions")
-    return value
+        assert len(symbolic_shape) == len(kind), case.describe(
+            f"r.shape is {symbolic_shape}, expected {len(kind)} dimensions")
+    assert isinstance(text, str) and text, case.describe(f"r.text is {text!r}")
+    return Derivative(value, text, kind)
+
+
+INDEX_NOTATION_PREFIX = "D["
+ROUNDTRIP_SCALE = "roundtrip_scale"
+ROUNDTRIP_SHAPE = {1: ("roundtrip_shape", "vector({})"), 2: ("Roundtrip_shape", "matrix({},{})")}
+
+
+def size_names_in(case: Case, text: str) -> set[str]:
+    """Names in the text that are neither variables, constants nor functions: dimension sizes
+    used as scalars (as k in the Gaussian's (2*pi)^(-k/2))."""
+    names = set(re.findall(r"\b[A-Za-z][A-Za-z0-9_]*\b(?!\s*\()", text))
+    return names - case.node.variables - {"pi", "eye"}
+
+
+def value_of_text(case: Case, derivative: Derivative, values: dict[str, np.ndarray]) -> np.ndarray:
+    """Read r.text back with matdiff itself: d/dt of t*(text) + 0*Z is the text's value, where
+    the fresh scalar t and the zero array Z (which gives eye/vector(c) their size) are new."""
+    declarations = [declaration_for(case.node.variables, True), f"{ROUNDTRIP_SCALE}: scalar"]
+    expression = f"{ROUNDTRIP_SCALE}*({derivative.text})"
+    arguments = numeric_arguments(values) | {ROUNDTRIP_SCALE: 1.0}
+    for size_name in size_names_in(case, derivative.text):  # e.g. n from d det(c*X)/dc
+        declarations.append(f"{size_name}: scalar")
+        arguments[size_name] = float(case.sizes[size_name])
+    rank = len(derivative.kind)
+    if rank:
+        name, type_format = ROUNDTRIP_SHAPE[rank]
+        declarations.append(f"{name}: {type_format.format(*derivative.kind)}")
+        expression += f" + 0*{name}"
+        arguments[name] = np.zeros([case.sizes[dim] for dim in derivative.kind])
+    try:
+        result = matdiff.derive(expression, ROUNDTRIP_SCALE, declare="; ".join(declarations))
+        return np.asarray(result.numpy()(**arguments), dtype=float)
+    except Exception as error:
+        raise AssertionError(case.describe(
+            f"reading r.text back failed: {type(error).__name__}: {error}\n"
+            f"  r.text: {derivative.text}")) from error
 
 
 def check_against_reference(case: Case, actual: np.ndarray, expected: np.ndarray,
@@ -887,6 +936,21 @@ def check_against_reference(case: Case, actual: np.ndarray, expected: np.ndarray
     assert error <= tolerance, case.describe(
         f"{what} relative error {error:.3g} > {tolerance:g}\n  matdiff:\n{actual}\n"
         f"  finite differences:\n{expected}")
+
+
+def check_derivative(case: Case, values: dict[str, np.ndarray], order: int,
+                     expected: np.ndarray, tolerance: float, what: str) -> None:
+    """r.numpy() matches the reference, and so does r.text where it is matrix notation."""
+    derivative = derive_at(case, values, order)
+    check_against_reference(case, derivative.value, expected, tolerance, what)
+    # Ranks 3 and 4, and what has no matrix form, are rendered in index notation "D[i,j] = ...",
+    # which is not input syntax; everything else must read back to the same value.  Sizes used
+    # as scalars are read back only when all dimensions carry our names (fully declared).
+    readable = not derivative.text.startswith(INDEX_NOTATION_PREFIX) and (
+        case.fully_declared or not size_names_in(case, derivative.text))
+    if readable:
+        check_against_reference(case, value_of_text(case, derivative, values), expected,
+                                tolerance, f"{what} read back from r.text {derivative.text!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -906,9 +970,8 @@ def test_first_derivative_matches_finite_differences(case: Case) -> None:
     values = case.point()
     assume_reference_is_reliable(case, values)
     expected = reference(case, values, jacobian_by_differences, FIRST_ORDER_TOLERANCE)
-    actual = matdiff_value(case, values, order=1)
     what = "sym(gradient)" if case.symmetric_wrt else "derivative"
-    check_against_reference(case, actual, expected, FIRST_ORDER_TOLERANCE, what)
+    check_derivative(case, values, 1, expected, FIRST_ORDER_TOLERANCE, what)
 
 
 @settings(max_examples=400, **PROPERTY_SETTINGS)
@@ -917,8 +980,7 @@ def test_hessian_matches_finite_differences(case: Case) -> None:
     values = case.point()
     assume_reference_is_reliable(case, values)
     expected = reference(case, values, hessian_by_differences, SECOND_ORDER_TOLERANCE)
-    actual = matdiff_value(case, values, order=2)
-    check_against_reference(case, actual, expected, SECOND_ORDER_TOLERANCE, "Hessian")
+    check_derivative(case, values, 2, expected, SECOND_ORDER_TOLERANCE, "Hessian")
 
 
 COVERAGE_DRAWS = 400
