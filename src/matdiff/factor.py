@@ -34,7 +34,7 @@ def factor_sum(terms: list[Mono], rank):
     """A sum of monomials, factored: common scalar factors and coefficients pulled out, then
     common right or left ends of the products (each term keeping a non-empty product).
     ``rank`` orders the terms (positive ones first)."""
-    terms = [_split_den(t) for t in terms]
+    terms = [split_den(t) for t in terms]
     if len(terms) == 1:
         return terms[0]
     grouped = _group(terms, rank)
@@ -140,7 +140,7 @@ def _merge_elementwise(terms: list[Mono], rank):
                                                        for d in common_den], rank),))
 
 
-def _split_den(t: Mono) -> Mono:
+def split_den(t: Mono) -> Mono:
     """Scalar powers with negative integer exponents move to the denominator."""
     scalars, den = [], list(t.den)
     for f in t.scalars:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import MatdiffError
-from .factor import factor_sum, scale_mono
+from .factor import factor_sum, scale_mono, split_den
 from .ir import Expr
 from .notation import (
     EYE,
@@ -118,6 +118,8 @@ class _Raiser:
         b, x = self.raise_(base), self.raise_(exponent)
         if exponent.op == "num" and exponent.data == Fraction(1, 2) and not base.ndim:
             return Call("sqrt", (b,))
+        if exponent.op == "num" and exponent.data < 0 and base.ndim == 1:
+            return hadamard([Power(b, x, True)])  # vector(1)./x
         return Power(b, x, bool(base.ndim))
 
     # reading order ----------------------------------------------------------------------------
@@ -180,7 +182,23 @@ class _Raiser:
         if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1:
             return scalars[0]
         scalars.sort(key=self.rank)
-        return Mono(coef, tuple(scalars), tuple(chain))
+        if coef < 0:
+            coef, chain = self._constant_first(coef, chain)
+        return split_den(Mono(coef, tuple(scalars), tuple(chain)))
+
+    def _constant_first(self, coef: Fraction, chain: list) -> tuple[Fraction, list]:
+        """-(f(x) - 1)*A is written (1 - f(x))*A."""
+        for n, f in enumerate(chain):
+            in_diag = isinstance(f, Call) and f.fn == "diag" and isinstance(f.args[0], Sum)
+            s = f.args[0] if in_diag else f
+            if isinstance(s, Sum):
+                negative = [t for t in s.terms if t.coef < 0]
+                if len(negative) == 1 and not names(negative[0]):
+                    flipped = self.factor_sum([Mono(-t.coef, t.scalars, t.chain, t.den)
+                                               for t in s.terms])
+                    flipped = Call("diag", (flipped,)) if in_diag else flipped
+                    return -coef, chain[:n] + [flipped] + chain[n + 1:]
+        return coef, chain
 
 
 def _note_of(chain: tuple):

@@ -317,7 +317,10 @@ def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
 
     def shallow_key(f: Factor):
         x, idx = f
-        return (x.key, tuple(position.get(i, -1) for i in idx))
+        positions = tuple(position.get(i, -1) for i in idx)
+        if x.ndim == 2 and is_symmetric(x):
+            positions = tuple(sorted(positions))  # either index order may be taken
+        return (x.key, positions)
 
     ordered = sorted(flat, key=shallow_key)
     groups = [list(g) for _, g in itertools.groupby(ordered, key=shallow_key)]
