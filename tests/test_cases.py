@@ -152,14 +152,24 @@ def test_gaussian_is_factored(wrt, short):
     assert r.text.count("exp(") == 1  # the density written once, not expanded
 
 
-@pytest.mark.parametrize("expr, wrt, text", [
-    ("x'*A*x", "x", "(A + A')*x"),
-    ("tr(A*X*B)", "X", "A'*B'"),
-    ("det(X)", "X", "det(X)*inv(X)'"),
-    ("logdet(X)", "X", "inv(X)'"),
-    ("A*exp(x)", "x", "A*diag(exp(x))"),
-    ("norm2(A*x - y)^2", "x", "2*A'*(A*x - y)"),
-    ("tr(X'*B*X)", "X", "(B + B')*X"),
+@pytest.mark.parametrize("expr, wrt, declare, text", [
+    ("x'*A*x", "x", None, "(A + A')*x"),
+    ("tr(A*X*B)", "X", None, "A'*B'"),
+    ("det(X)", "X", None, "det(X)*inv(X)'"),
+    ("logdet(X)", "X", None, "inv(X)'"),
+    ("A*exp(x)", "x", None, "A*diag(exp(x))"),
+    ("norm2(A*x - y)^2", "x", None, "2*A'*(A*x - y)"),
+    ("tr(X'*B*X)", "X", None, "(B + B')*X"),
+    ("x'*inv(S)*x", "S", "S: symmetric matrix", "-inv(S)*x*x'*inv(S)"),
+    ("x'*S*x", "S", "S: symmetric matrix", "x*x'"),
+    ("sum(log(x))", "x", None, "vector(1)./x"),
+    ("log(1 + exp(a))", "a", None, "exp(a)/(exp(a) + 1)"),
+    ("tanh(W*x)", "x", None, "diag(vector(1) - tanh(W*x).^2)*W"),
+    ("y.*(X*w)", "w", None, "diag(y)*X"),
+    ("a*x'*A*x + b*x'*A*x", "x", None, "(a + b)*(A + A')*x"),
+    ("exp(x)/sum(exp(x))", "x", None,
+     "diag(exp(x))/sum(exp(x)) - exp(x)*exp(x)'/sum(exp(x))^2"),
 ])
-def test_textbook_forms(expr, wrt, text):
-    assert matdiff.derive(expr, wrt).text == text
+def test_textbook_forms(expr, wrt, declare, text):
+    """Hand-written textbook answers: the printed form, factored, not just its value."""
+    assert matdiff.derive(expr, wrt, declare=declare).text == text
