@@ -40,7 +40,12 @@ def compile_numpy(root: Expr, shapes: Mapping[str, tuple[Dim, ...]]) -> Callable
         results: list = [None] * len(steps)
         with np.errstate(all="ignore"):
             for k, (step, args) in enumerate(steps):
-                results[k] = step(values, dims, *(results[a] for a in args))
+                try:
+                    results[k] = step(values, dims, *(results[a] for a in args))
+                except np.linalg.LinAlgError as err:
+                    raise MatdiffError(f"cannot evaluate {nodes[k].op}: {err} at these values",
+                                       hint="the formula needs an invertible matrix here"
+                                       ) from None
         return np.asarray(results[-1], dtype=float)
 
     return evaluate

@@ -76,6 +76,7 @@ class IndexForm:
 
 
 ONES = Call("vector", (Num(Fraction(1)),))
+MATRIX_ONES = Call("matrix", (Num(Fraction(1)),))
 EYE = Sym("eye")
 
 
@@ -94,9 +95,9 @@ def transpose(x, symmetric: bool = False):
     return Transpose(x)
 
 
-def hadamard(notes: list, rank=None):
-    """notes[0] .* notes[1] .* ..., with elementwise reciprocals as ./ and simpler factors
-    first."""
+def hadamard(notes: list, rank=None, matrix: bool = False):
+    """notes[0] .* notes[1] .* ..., with elementwise reciprocals as ./ and, given ``rank``,
+    simpler factors first; ``matrix`` says which ones stand in when only divisors remain."""
     factors, den = [], []
     for n in notes:
         if isinstance(n, Hadamard):
@@ -113,7 +114,7 @@ def hadamard(notes: list, rank=None):
         factors.sort(key=weight)
         den.sort(key=weight)
     if not factors:
-        factors = [ONES]
+        factors = [MATRIX_ONES if matrix else ONES]
     if len(factors) == 1 and not den:
         return factors[0]
     return Hadamard(tuple(factors), tuple(den))

@@ -20,6 +20,7 @@ from .factor import factor_sum, scale_mono, split_den
 from .ir import Expr
 from .notation import (
     EYE,
+    MATRIX_ONES,
     ONES,
     Call,
     Indexed,
@@ -220,7 +221,7 @@ def _combine(by_touch: dict[tuple, list], out: tuple, rank, symmetric: set) -> l
     i, j = out
     both, left, right = by_touch.get((i, j), []), by_touch.get((i,), []), by_touch.get((j,), [])
     if both:
-        middle = _chain_of(both[0]) if len(both) == 1 else [hadamard(both, rank)]
+        middle = _chain_of(both[0]) if len(both) == 1 else [hadamard(both, rank, matrix=True)]
         before = [Call("diag", (hadamard(left, rank),))] if left else []
         after = [Call("diag", (hadamard(right, rank),))] if right else []
         return before + middle + after
@@ -229,7 +230,7 @@ def _combine(by_touch: dict[tuple, list], out: tuple, rank, symmetric: set) -> l
     column = _chain_of(left[0]) if len(left) == 1 else [hadamard(left, rank)]
     row = _chain_of(right[0]) if len(right) == 1 else [hadamard(right, rank)]
     if column == row == [ONES]:
-        return [Call("matrix", (Num(Fraction(1)),))]
+        return [MATRIX_ONES]
     return column + [transpose(f, f in symmetric) for f in reversed(row)]
 
 
@@ -358,7 +359,7 @@ def _hadamard_matrices(pieces: list[_Piece], out: tuple) -> list[_Piece]:
             for q in result:
                 if len(q.idx) == 2 and set(q.idx) == set(p.idx):
                     diagonal = EYE in (q.note, p.note)  # A .* eye is diagonal
-                    q.note = hadamard([q.note, p.oriented(q.idx[0])])
+                    q.note = hadamard([q.note, p.oriented(q.idx[0])], matrix=True)
                     q.symmetric = diagonal or (q.symmetric and p.symmetric)
                     break
             else:
