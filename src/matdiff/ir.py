@@ -24,7 +24,7 @@ Primitives (their facts, derivative and numerics stand together in ``PRIMITIVES`
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -158,6 +158,18 @@ def einsum(factors: Sequence[tuple[Expr, tuple[Index, ...]]], out: tuple[Index, 
     return Expr("einsum", tuple(x for x, _ in factors),
                 (tuple(tuple(idx) for _, idx in factors), tuple(out)),
                 tuple(dims[i] for i in out))
+
+
+def relabel(e: Expr, outer: Sequence, fresh: Iterator) -> dict[Index, object]:
+    """For an einsum node: its output indices mapped to ``outer`` in order, every summed index
+    to the next label from ``fresh`` (to inline the contraction, or to name its indices)."""
+    factor_idx, out = e.data
+    labels = dict(zip(out, outer))
+    for idx in factor_idx:
+        for i in idx:
+            if i not in labels:
+                labels[i] = next(fresh)
+    return labels
 
 
 def einsum_dims(e: Expr) -> dict[Index, Dim]:

@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from .errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
-from .ir import Expr
+from .ir import Expr, relabel
 from .notation import (
     EYE,
     MATRIX_ONES,
@@ -527,15 +527,11 @@ def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = Fal
         return Sum(tuple(scale_mono(c, _index_note(t, labels, raiser, summed), False)
                          for c, t in zip(e.data, e.args)))
     if e.op == "einsum":
-        factor_idx, out = e.data
-        names = dict(zip(out, labels))
-        for idx in factor_idx:
-            for i in idx:
-                if i not in names:
-                    names[i] = next(summed)
+        factor_idx = e.data[0]
+        label_of = relabel(e, labels, summed)
         scalars, indexed = [], []
         for x, idx in zip(e.args, factor_idx):
-            note = _index_note(x, tuple(names[i] for i in idx), raiser, summed)
+            note = _index_note(x, tuple(label_of[i] for i in idx), raiser, summed)
             (indexed if idx else scalars).append(note)
         return Mono(Fraction(1), tuple(scalars), tuple(indexed))
     if e.op == "delta":

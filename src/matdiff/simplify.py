@@ -34,6 +34,7 @@ from .ir import (
     num,
     ones,
     power,
+    relabel,
     scale,
     topological,
     zero,
@@ -189,12 +190,8 @@ def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, l
             coef *= lead
             x = add([(c / lead, t) for c, t in zip(x.data, x.args)])
         if x.op == "einsum":
-            inner_idx, inner_out = x.data
-            rename = dict(zip(inner_out, idx))
-            for fi in inner_idx:
-                for i in fi:
-                    if i not in rename:
-                        rename[i] = next(fresh)
+            inner_idx = x.data[0]
+            rename = relabel(x, idx, fresh)
             inner_dims = einsum_dims(x)
             for i, j in rename.items():
                 dims[j] = inner_dims[i]
