@@ -114,12 +114,38 @@ def _step(node: Expr) -> Callable:
     return lambda values, dims, *args: fn(*args)
 
 
+MAX_OPERANDS = 30  # numpy.einsum takes at most 32
+
+
 def _einsum_step(node: Expr) -> Callable:
     factor_idx, out = node.data
-    labels = {i: n for n, i in enumerate(dict.fromkeys([i for idx in factor_idx for i in idx]))}
-    if len(labels) > len(_LETTERS):
-        raise MatdiffError(f"a contraction with {len(labels)} indices is too large to evaluate")
-    sub = ",".join("".join(_LETTERS[labels[i]] for i in idx) for idx in factor_idx)
-    spec = f"{sub}->{''.join(_LETTERS[labels[i]] for i in out)}"
+    if len(factor_idx) > MAX_OPERANDS or len({i for f in factor_idx for i in f}) > len(_LETTERS):
+        return _sequential_einsum(factor_idx, out)
+    spec = _spec(factor_idx, out)
     optimize = "greedy" if len(factor_idx) > 2 else False
     return lambda values, dims, *args: np.einsum(spec, *args, optimize=optimize)
+
+
+def _spec(factor_idx, out) -> str:
+    labels = {i: n for n, i in enumerate(dict.fromkeys([i for idx in factor_idx for i in idx]))}
+    sub = ",".join("".join(_LETTERS[labels[i]] for i in idx) for idx in factor_idx)
+    return f"{sub}->{''.join(_LETTERS[labels[i]] for i in out)}"
+
+
+def _sequential_einsum(factor_idx, out) -> Callable:
+    """A long contraction one factor at a time, keeping the indices still needed later."""
+    plan = []
+    carried: tuple = factor_idx[0]
+    for k in range(1, len(factor_idx)):
+        later = {i for idx in factor_idx[k + 1:] for i in idx} | set(out)
+        keep = tuple(dict.fromkeys(i for i in carried + factor_idx[k] if i in later))
+        plan.append(_spec((carried, factor_idx[k]), keep))
+        carried = keep
+    final = _spec((carried,), out)
+
+    def run(values, dims, *args):
+        acc = args[0]
+        for spec, arg in zip(plan, args[1:]):
+            acc = np.einsum(spec, acc, arg)
+        return np.einsum(final, acc)
+    return run

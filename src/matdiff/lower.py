@@ -18,11 +18,22 @@ from .types import Decl
 
 def lower(root: Node, variables: dict[str, Decl]) -> Expr:
     """The IR of a typed tree (``types.infer`` has set every node's shape and orientation)."""
-    value: dict[int, Expr] = {}
+    value: dict[int, Expr | list] = {}
     for node in post_order(root):
-        args = [value[id(c)] for c in children(node)]
+        if isinstance(node, Binary) and node.op in ("+", "-"):
+            # a + b - c + ... gathers its terms first: one sum node, built once
+            left, right = value.pop(id(node.left)), _built(value.pop(id(node.right)))
+            terms = left if isinstance(left, list) else [(1, left)]
+            terms.append((1 if node.op == "+" else -1, right))
+            value[id(node)] = terms
+            continue
+        args = [_built(value.pop(id(c))) for c in children(node)]
         value[id(node)] = _lower_node(node, args, variables)
-    return value[id(root)]
+    return _built(value[id(root)])
+
+
+def _built(v: Expr | list) -> Expr:
+    return ir.add(v) if isinstance(v, list) else v
 
 
 def variable(decl: Decl) -> Expr:
@@ -46,10 +57,6 @@ def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Exp
         return _call(node, args)
     assert isinstance(node, Binary)
     left, right = args
-    if node.op == "+":
-        return ir.add([(1, left), (1, right)])
-    if node.op == "-":
-        return ir.add([(1, left), (-1, right)])
     if node.op == "*":
         return _product(node, left, right)
     if node.op == "/":

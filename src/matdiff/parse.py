@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 MAX_TEXT_LENGTH = 100_000
 MAX_NODES = 10_000
-MAX_DEPTH = 200  # later stages walk the tree recursively; this keeps them far from Python's limit
+MAX_DEPTH = 200  # nesting of different operations; later stages recurse that deep
+_CHAINS = ({"+", "-"}, {"*", "/", ".*", "./"})  # a + b + c is a chain, not nesting
 MAX_EXPONENT = 400  # `1e999999999` would otherwise build a gigantic exact Fraction
 
 FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp", "log", "sin",
@@ -195,7 +196,15 @@ def _check_size(root: Node) -> None:
         if depth > MAX_DEPTH:
             raise MatdiffError(f"expression is nested more than {MAX_DEPTH} levels deep; "
                                "that is the limit", column=node.pos)
-        stack.extend((child, depth + 1) for child in children(node))
+        for child in children(node):
+            stack.append((child, depth if _same_chain(node, child) else depth + 1))
+
+
+def _same_chain(parent: Node, child: Node) -> bool:
+    """Whether child continues parent's run of + and - (or of * and /): such runs are
+    flattened into one sum (or product) later, so they do not nest."""
+    return isinstance(parent, Binary) and isinstance(child, Binary) and any(
+        parent.op in chain and child.op in chain for chain in _CHAINS)
 
 
 # --- syntax errors -------------------------------------------------------------------------------
