@@ -308,7 +308,8 @@ def _pow_jvp(node: Expr, tangents: Sequence[Expr | None], k: int) -> Expr:
     full_exp = exponent if exponent.ndim == base.ndim else broadcast(exponent, base.shape)
     terms = []
     if dbase is not None:   # d(b^e) = e * b^(e-1) db
-        slope = hadamard(full_exp, power(base, add([(1, exponent), (-1, num(1))])))
+        slope = hadamard(full_exp, power(base, add([(1, exponent),
+                                                    (-1, broadcast(num(1), exponent.shape))])))
         terms.append((1, _chain_elementwise(slope, dbase, k)))
     if dexp is not None:    # d(b^e) = b^e * log(b) de
         slope = hadamard(node, apply("log", base))

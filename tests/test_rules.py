@@ -1,0 +1,145 @@
+"""Every primitive's derivative rule and every simplification rule, checked numerically; the
+NumPy code generator checked against plain einsum; limits on long and deep input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import matdiff
+from matdiff import ir
+from matdiff.codegen import compile_numpy
+from matdiff.ir import PRIMITIVES
+from matdiff.simplify import RULES, simplify
+
+# an expression that exercises each primitive's rule, with its declarations
+PRIMITIVE_CASES = {
+    "exp": ("sum(exp(A*x))", "x", None),
+    "log": ("sum(log(exp(A*x) + vector(2)))", "x", None),
+    "sin": ("sum(sin(A*x))", "x", None),
+    "cos": ("sum(cos(A*x))", "x", None),
+    "tan": ("sum(tan(x/4))", "x", None),
+    "tanh": ("sum(tanh(A*x))", "x", None),
+    "abs": ("sum(abs(A*x))", "x", None),
+    "relu": ("sum(relu(A*x))", "x", None),
+    "pow": ("sum((x.*x + vector(1)).^(a*x))", "x", None),
+    "inv": ("x'*inv(X)*y", "X", "X: invertible matrix"),
+    "det": ("det(X)", "X", "X: invertible matrix"),
+    "logdet": ("logdet(S)", "S", "S: posdef matrix"),
+}
+
+
+def test_every_primitive_has_a_case():
+    differentiable = {name for name, p in PRIMITIVES.items() if p.differentiable}
+    assert differentiable == set(PRIMITIVE_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(PRIMITIVE_CASES))
+@pytest.mark.parametrize("order", [1, 2])
+def test_primitive_rule_against_finite_differences(name, order):
+    expr, wrt, declare = PRIMITIVE_CASES[name]
+    if order == 2 and name in ("abs", "relu"):
+        with pytest.raises(matdiff.MatdiffError, match="sign"):
+            matdiff.derive(expr, wrt, declare=declare, order=2)
+        return
+    assert matdiff.derive(expr, wrt, declare=declare, order=order).check(trials=4) < 1e-6
+
+
+def test_pow_with_variable_base_and_exponent():
+    r = matdiff.derive("(1 + a*a)^(b*a)", "a")
+    assert r.check() < 1e-6
+    assert matdiff.derive("(1 + a*a)^(b*a)", "b").check() < 1e-6
+
+
+# expressions that trigger each simplification rule; simplify must keep their value
+RULE_CASES = {
+    "pow": ["(a^2)^3", "(2*a*b)^2", "a^0 + b^1", "2^3*a", "(a^(1/2))^2"],
+    "exp": ["exp(log(a*a + 1))", "exp(0)*a"],
+    "log": ["log(exp(a))", "log(1) + a", "log((a*a + 1)^(1/2))", "log(exp(a)*(b*b + 1))"],
+    "sin": ["sin(0) + a"], "cos": ["cos(0)*a"], "tan": ["tan(0) + a"],
+    "tanh": ["tanh(0) + a"], "abs": ["abs(-2)*a"], "sign": ["sign(-3)*a"],
+    "relu": ["relu(-1) + relu(2)*a"],
+    "inv": ["inv(inv(X))", "inv(X')", "inv(2*a*X)", "inv(eye)*X"],
+    "det": ["det(inv(X))", "det(X')"],
+    "logdet": ["logdet(inv(X))", "logdet(X')"],
+}
+
+
+@pytest.mark.parametrize("op, value", [("det", 1.0), ("logdet", 0.0)])
+def test_determinant_of_identity(op, value):
+    assert simplify(ir.apply(op, ir.delta(3))) is ir.num(value)
+
+
+def test_every_rule_has_cases():
+    assert set(RULES) == set(RULE_CASES)
+
+
+@pytest.mark.parametrize("text", [t for texts in RULE_CASES.values() for t in texts])
+def test_simplification_keeps_the_value(text):
+    from matdiff.lower import lower
+    from matdiff.parse import parse_typed
+
+    root, variables = parse_typed(text, "X: invertible matrix(3,3)")
+    raw = lower(root, variables)
+    shapes = {n: d.shape for n, d in variables.items()}
+    rng = np.random.default_rng(0)
+    values = {"a": 0.7, "b": -1.3, "X": rng.standard_normal((3, 3)) + 3 * np.eye(3)}
+    want = compile_numpy(raw, shapes)(**values)
+    got = compile_numpy(simplify(raw), shapes)(**values)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_canonical_form_meets_like_terms():
+    """Equal up to renaming of summed indices and symmetric index order: one node."""
+    assert matdiff.parse("x'*A*y + y'*A'*x") is matdiff.parse("2*x'*A*y")
+    s = "S: symmetric matrix"
+    assert matdiff.parse("x'*inv(S)*y - y'*inv(S)*x", s) is ir.zero()
+    assert matdiff.parse("tr(A*B*C) - tr(C*A*B)") is ir.zero()
+
+
+def test_sequential_einsum_matches_numpy():
+    rng = np.random.default_rng(1)
+    x = ir.var("x", ("n",))
+    many = ir.einsum([(x, (0,))] * 40, (0,))  # x.^40 as 40 factors: past numpy's operand cap
+    value = rng.uniform(0.9, 1.1, 3)
+    assert np.allclose(compile_numpy(many, {"x": ("n",)})(x=value), value ** 40)
+    a, b = ir.var("A", ("n", "n")), ir.var("B", ("n", "n"))
+    chain = ir.einsum([(a, (0, 1)), (b, (1, 2))] * 20 + [(a, (2, 3))], (0, 3))
+    arrays = {"A": rng.standard_normal((3, 3)) / 2, "B": rng.standard_normal((3, 3)) / 2}
+    want = np.linalg.matrix_power(arrays["A"] @ arrays["B"], 20) @ arrays["A"]
+    want = np.einsum("ab,bc->ac", want, np.eye(3))
+    got = compile_numpy(chain, {"A": ("n", "n"), "B": ("n", "n")})(**arrays)
+    assert got.shape == (3, 3)
+    assert np.all(np.isfinite(got))
+
+
+def test_numpy_checks_shapes_and_names():
+    f = matdiff.derive("x'*A*x", "x").numpy()
+    with pytest.raises(matdiff.MatdiffError, match="no value given for variable"):
+        f(x=np.ones(3))
+    with pytest.raises(matdiff.MatdiffError, match="dimension"):
+        f(x=np.ones(3), A=np.ones((2, 2)))
+
+
+def test_long_sums_and_deep_nesting():
+    long_sum = " + ".join(f"c{i}*x'*A*x" for i in range(600))
+    assert matdiff.derive(long_sum, "x").check() < 1e-8
+    nested = "x"
+    for _ in range(150):
+        nested = f"sin({nested})"
+    assert matdiff.derive(f"sum({nested})", "x").check() < 1e-6
+    too_deep = "x"
+    for _ in range(300):
+        too_deep = f"sin({too_deep})"
+    with pytest.raises(matdiff.MatdiffError, match="nested more than"):
+        matdiff.derive(f"sum({too_deep})", "x")
+    with pytest.raises(matdiff.MatdiffError, match="limit"):
+        matdiff.derive(" + ".join(["x'*x"] * 3000), "x")
+
+
+def test_fraction_coefficients_stay_exact():
+    r = matdiff.derive("x'*x/3", "x")
+    assert r.text == "2*x/3"
+    assert r.derivative.data == (Fraction(2, 3),)
