@@ -231,9 +231,11 @@ class _Printer:
             if s is LATEX:
                 return rf"\delta_{{{''.join(node.indices)}}}", ATOM
             return f"delta({','.join(node.indices)})", ATOM
-        base = self.at_least(node.base, ATOM)
         if s is LATEX:
-            return f"[{base}]_{{{''.join(node.indices)}}}", ATOM
+            text, level = self.print(node.base)
+            base = text if level >= ATOM else rf"\left({text}\right)"
+            return f"{base}_{{{''.join(node.indices)}}}", ATOM
+        base = self.at_least(node.base, ATOM)
         return f"{base}[{','.join(node.indices)}]", ATOM
 
     def p_IndexForm(self, node: IndexForm) -> tuple[str, int]:
