@@ -109,6 +109,7 @@ def hadamard(notes: list, rank=None, matrix: bool = False):
             den.append(n.base if e == 1 else Power(n.base, Num(e), True))
         else:
             factors.append(n)
+    factors = [f for f in factors if f not in (ONES, MATRIX_ONES)] or factors[:1]
     factors, den = as_powers(factors), as_powers(den)
     if rank is not None:
         factors.sort(key=weight)

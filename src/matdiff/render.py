@@ -167,7 +167,7 @@ class _Printer:
             return self.s.times.join(parts)
         out = parts[0]
         for p in parts[1:]:
-            tight = out.endswith((")", "ᵀ", "¹")) or p.startswith("(")
+            tight = out.endswith(("ᵀ", "¹")) or p.startswith("(")
             out += p if tight else " " + p
         return out
 
