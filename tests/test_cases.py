@@ -173,3 +173,11 @@ def test_gaussian_is_factored(wrt, short):
 def test_textbook_forms(expr, wrt, declare, text):
     """Hand-written textbook answers: the printed form, factored, not just its value."""
     assert matdiff.derive(expr, wrt, declare=declare).text == text
+
+
+def test_gaussian_in_latex_and_unicode():
+    r = matdiff.derive(GAUSSIAN, "S", declare=GAUSSIAN_DECLARE)
+    assert r.latex.startswith(r"\frac{1}{2} ")
+    assert r.latex.endswith(r"\left(S^{-1} \left(x - m\right) \left(x - m\right)^{\top} S^{-1}"
+                            r" - S^{-1}\right)")
+    assert r.unicode.endswith("(S⁻¹(x − m)(x − m)ᵀS⁻¹ − S⁻¹)")
