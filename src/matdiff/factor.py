@@ -11,6 +11,7 @@ from fractions import Fraction
 from math import gcd
 
 from .notation import (
+    ONES,
     Call,
     Hadamard,
     Mono,
@@ -30,16 +31,17 @@ def scale_mono(c: Fraction, x, scalar: bool) -> Mono:
     return Mono(m.coef * c, m.scalars, m.chain, m.den)
 
 
-def factor_sum(terms: list[Mono], rank):
+def factor_sum(terms: list[Mono], rank, ones=None):
     """A sum of monomials, factored: common scalar factors and coefficients pulled out, then
     common right or left ends of the products (each term keeping a non-empty product).
-    ``rank`` orders the terms (positive ones first)."""
+    ``rank`` orders the terms (positive ones first); ``ones`` is the notation of an array of
+    ones of the sum's shape, where known."""
     terms = [split_den(t) for t in terms]
     if len(terms) == 1:
         return terms[0]
-    grouped = _group(terms, rank)
+    grouped = _group(terms, rank, ones)
     if len(grouped) < len(terms):
-        return factor_sum(grouped, rank)
+        return factor_sum(grouped, rank, ones)
     scalar_valued = not any(t.chain for t in terms)
     common_coef = _common_coefficient([t.coef for t in terms])
     common = _common_multiset([list(t.scalars) for t in terms])
@@ -48,7 +50,7 @@ def factor_sum(terms: list[Mono], rank):
         inner = [Mono(t.coef / common_coef, _without(t.scalars, common), t.chain,
                       _without(t.den, common_den)) for t in terms]
         if all(t.scalars or t.chain for t in inner):
-            factored = factor_sum(inner, rank)
+            factored = factor_sum(inner, rank, ones)
             if isinstance(factored, Mono):  # its coefficient joins ours: no -(...) inside
                 return Mono(common_coef * factored.coef, tuple(common) + factored.scalars,
                             factored.chain, tuple(common_den) + factored.den)
@@ -66,21 +68,21 @@ def factor_sum(terms: list[Mono], rank):
             inner = factor_sum([Mono(t.coef, (), t.chain[k:]) for t in terms], rank)
             return _hoisted(inner, terms[0].chain[:k], ())
     if all(_lone(t) for t in terms):
-        merged = _merge_elementwise(terms, rank)
+        merged = _merge_elementwise(terms, rank, ones)
         if merged is not None:
             return merged
     ordered = sorted(terms, key=lambda t: (t.coef < 0, transposes(t.chain), rank(t)))
     return Sum(tuple(ordered))
 
 
-def _group(terms: list[Mono], rank) -> list[Mono]:
+def _group(terms: list[Mono], rank, ones) -> list[Mono]:
     """Terms with the same scalar factors share them (a*A*x + a*B*x = a*(A*x + B*x)), then
     terms with the same product share it (a*A*x + b*A*x = (a + b)*A*x)."""
     def scalar_key(t):
         return tuple(sorted(map(repr, t.scalars))), tuple(sorted(map(repr, t.den)))
 
     def by_scalars(group):
-        inner = factor_sum([Mono(t.coef, (), t.chain) for t in group], rank)
+        inner = factor_sum([Mono(t.coef, (), t.chain) for t in group], rank, ones)
         first = group[0]
         if isinstance(inner, Mono) and not inner.scalars and not inner.den:
             return Mono(inner.coef, first.scalars, inner.chain, first.den)
@@ -116,28 +118,63 @@ def _lone(t: Mono):
     return t.chain[0] if len(t.chain) == 1 and not t.scalars and not t.den else None
 
 
-def _merge_elementwise(terms: list[Mono], rank):
-    """diag(a) - diag(b) is diag(a - b); a .* c + b .* c is (a + b) .* c."""
+def _merge_elementwise(terms: list[Mono], rank, ones):
+    """diag(a) - diag(b) is diag(a - b); a .* c + b .* c.^2 is c .* (a + b .* c), powers
+    counted; ``ones`` (the ones array of the sum's shape, or None where unknown) stands for a
+    term that has nothing left."""
     lone = [_lone(t) for t in terms]
     if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
-        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank)
+        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank, ONES)
         return Mono(Fraction(1), (), (Call("diag", (inner,)),))
-    parts = [(list(f.factors), list(f.den)) if isinstance(f, Hadamard) else ([f], [])
-             for f in lone]
-    common = _common_multiset([p[0] for p in parts])
-    common_den = _common_multiset([p[1] for p in parts])
-    if not (common or common_den) or len(common) == min(len(p[0]) for p in parts):
-        return None  # every term keeps a factor of its own (no ones of unknown shape)
+    parts = [(_powers(f.factors), _powers(f.den)) if isinstance(f, Hadamard)
+             else (_powers([f]), {}) for f in lone]
+    common = _common_powers([p[0] for p in parts])
+    common.pop(ones, None)  # a factor of ones is no factor
+    common_den = _common_powers([p[1] for p in parts])
+    if not (common or common_den):
+        return None
+    if not any(_minus(f, common) or _minus(d, common_den) for f, d in parts):
+        return None  # nothing would be left to add up
     rest = []
     for t, (factors, den) in zip(terms, parts):
-        left = hadamard(list(_without(tuple(factors), common)), rank)
-        below = list(_without(tuple(den), common_den))
-        note = hadamard([left] + [Power(d, Num(Fraction(-1)), True) for d in below], rank)
+        left = _from_powers(_minus(factors, common))
+        below = _from_powers(_minus(den, common_den))
+        if not left and ones is None:
+            return None
+        note = hadamard((left or [ones]) + [Power(d, Num(Fraction(-1)), True) for d in below],
+                        rank)
         rest.append(Mono(t.coef, (), (note,)))
-    inner = factor_sum(rest, rank)
-    factors = common + [inner]
-    return Mono(Fraction(1), (), (hadamard(factors + [Power(d, Num(Fraction(-1)), True)
-                                                       for d in common_den], rank),))
+    inner = factor_sum(rest, rank, ones)
+    reciprocals = [Power(d, Num(Fraction(-1)), True) for d in _from_powers(common_den)]
+    return Mono(Fraction(1), (), (hadamard(_from_powers(common) + [inner] + reciprocals,
+                                           rank),))
+
+
+def _powers(factors) -> dict:
+    """{base: integer exponent} of an elementwise product."""
+    out: dict = {}
+    for f in factors:
+        if isinstance(f, Power) and f.elementwise and isinstance(f.exponent, Num) \
+                and f.exponent.value.denominator == 1 and f.exponent.value > 0:
+            base, e = f.base, int(f.exponent.value)
+        else:
+            base, e = f, 1
+        out[base] = out.get(base, 0) + e
+    return out
+
+
+def _common_powers(dicts: list[dict]) -> dict:
+    first, *others = dicts
+    return {b: min([e] + [o.get(b, 0) for o in others]) for b, e in first.items()
+            if all(o.get(b, 0) > 0 for o in others)}
+
+
+def _minus(powers: dict, common: dict) -> dict:
+    return {b: e - common.get(b, 0) for b, e in powers.items() if e > common.get(b, 0)}
+
+
+def _from_powers(powers: dict) -> list:
+    return [b if e == 1 else Power(b, Num(Fraction(e)), True) for b, e in powers.items()]
 
 
 def split_den(t: Mono) -> Mono:

@@ -104,8 +104,9 @@ class _Raiser:
             return Num(Fraction(0)) if not e.shape else Call(
                 "vector" if e.ndim == 1 else "matrix", (Num(Fraction(0)),))
         if op == "sum":
-            return self.factor_sum([scale_mono(c, self.raise_(t), not t.ndim)
-                                    for c, t in zip(e.data, e.args)])
+            ones = {0: None, 1: ONES, 2: MATRIX_ONES}[e.ndim]
+            return factor_sum([scale_mono(c, self.raise_(t), not t.ndim)
+                               for c, t in zip(e.data, e.args)], self.rank, ones)
         if op == "einsum":
             return self._contraction(e)
         if op == "pow":
