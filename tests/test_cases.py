@@ -181,3 +181,18 @@ def test_gaussian_in_latex_and_unicode():
     assert r.latex.endswith(r"\left(S^{-1} \left(x - m\right) \left(x - m\right)^{\top} S^{-1}"
                             r" - S^{-1}\right)")
     assert r.unicode.endswith("(S⁻¹(x − m)(x − m)ᵀS⁻¹ − S⁻¹)")
+
+
+def test_diagonal_variable():
+    """The gradient on diagonal matrices keeps the diagonal of G; 'full' gives G itself."""
+    declare = "D: diagonal matrix"
+    r = matdiff.derive("x'*D*x", "D", declare=declare)
+    assert "diagonal" in r.convention_note
+    rng = np.random.default_rng(0)
+    x, d = rng.standard_normal(3), np.diag(rng.uniform(1, 2, 3))
+    assert np.allclose(r.numpy()(x=x, D=d), np.diag(x * x))
+    assert r.check() < 1e-8
+    full = matdiff.derive("x'*D*x", "D", declare=declare, symmetric="full")
+    assert full.text == "x*x'"
+    assert full.check() < 1e-8
+    assert matdiff.derive("log(det(D))", "D", declare=declare).text == "inv(D)"

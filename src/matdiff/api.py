@@ -32,8 +32,8 @@ MAX_IR_NODES = 50_000
 CONVENTION_NOTES = {
     "sym": "{x} is symmetric: this is the gradient on symmetric matrices, sym(G) = (G + G')/2 "
            "of the gradient G that treats all entries of {x} as independent",
-    "full": "{x} is symmetric, but this is G, the gradient that treats all entries of {x} as "
-            "independent (symmetric='sym' gives the gradient on symmetric matrices)",
+    "full": "{x} is {structure}, but this is G, the gradient that treats all entries of {x} "
+            "as independent (the default gives the gradient on {structure} matrices)",
     "cookbook": "{x} is symmetric: this is the Matrix Cookbook's G + G' - diag(diag(G)), the "
                 "derivatives with respect to each free entry (X_ij and X_ji moved together)",
     "diagonal": "{x} is diagonal: this is the gradient on diagonal matrices, the diagonal of G",
@@ -103,7 +103,9 @@ class Result:
     def convention_note(self) -> str | None:
         if self.convention is None:
             return None
-        return CONVENTION_NOTES[self.convention].format(x=self.wrt)
+        props = self.variables[self.wrt].props
+        structure = "diagonal" if "diagonal" in props else "symmetric"
+        return CONVENTION_NOTES[self.convention].format(x=self.wrt, structure=structure)
 
     def numpy(self) -> Callable[..., np.ndarray]:
         """callable(**arrays) -> the derivative's value (vectors are 1-D arrays)."""
@@ -111,8 +113,7 @@ class Result:
 
     def check(self, trials: int = 3, seed: int = 0) -> float:
         """Max relative error against central finite differences at random valid points."""
-        mode = {"sym": "sym", "cookbook": "cookbook", "diagonal": "full"}.get(
-            self.convention or "full", "full")
+        mode = self.convention or "full"
         if self.order == 1:
             f = compile_numpy(self.function, self._shapes)
         else:
@@ -159,7 +160,8 @@ def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int
     x = ir.var(plain.name, plain.shape, plain.props)
     convention = None
     if structured:
-        convention = "diagonal" if "diagonal" in structured else symmetric
+        diagonal = "diagonal" in structured and symmetric != "full"
+        convention = "diagonal" if diagonal else symmetric
     if order == 2 and f.ndim:
         raise MatdiffError("order=2 (the Hessian) needs a scalar expression",
                            hint="differentiate each entry, or take order=1 for the Jacobian")

@@ -69,12 +69,15 @@ def directions(shape: tuple[int, ...], mode: str):
     """(index into the result's trailing axes, direction, weight) for each checked entry.
 
     mode "full": each entry alone; "sym": E_ij + E_ji, halved off the diagonal (the gradient on
-    symmetric matrices); "cookbook": E_ij + E_ji, not halved (X_ij and X_ji moved together).
+    symmetric matrices); "cookbook": E_ij + E_ji, not halved (X_ij and X_ji moved together);
+    "diagonal": the diagonal entries alone (the others stay 0).
     """
     for idx in np.ndindex(*shape):
+        if mode == "diagonal" and idx[0] != idx[1]:
+            continue
         e = np.zeros(shape)
         e[idx] = 1.0
-        if mode == "full" or len(shape) != 2 or idx[0] == idx[1]:
+        if mode in ("full", "diagonal") or len(shape) != 2 or idx[0] == idx[1]:
             yield idx, e, 1.0
             continue
         e[idx[::-1]] = 1.0

@@ -241,6 +241,10 @@ def _eliminate_identities(flat: list[Factor], out: tuple[Index, ...],
                 changed = True
                 continue
             if b in out and a in out:
+                if any(set(i) == {a, b} and is_diagonal(y) for y, i in flat):
+                    _remove(flat, pos, out, dims)  # D .* eye is D for a diagonal D
+                    changed = True
+                    continue
                 pos += 1
                 continue
             keep, gone = (a, b) if b not in out else (b, a)
@@ -382,6 +386,15 @@ def _symmetric(x: Expr) -> bool:
     if x.op == "einsum":
         idx, out = x.data
         return simplify(Expr("einsum", x.args, (idx, out[::-1]), x.shape)) is x
+    return False
+
+
+def is_diagonal(x: Expr) -> bool:
+    """Whether a square matrix expression is provably diagonal."""
+    if x.op == "var":
+        return "diagonal" in x.data[1]
+    if x.op == "inv":
+        return is_diagonal(x.args[0])
     return False
 
 
