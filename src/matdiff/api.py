@@ -28,6 +28,7 @@ from .types import Decl
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
 MAX_IR_NODES = 50_000
+STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
 
 CONVENTION_NOTES = {
     "sym": "{x} is symmetric: this is the gradient on symmetric matrices, sym(G) = (G + G')/2 "
@@ -71,7 +72,11 @@ class Result:
     @property
     def function_text(self) -> str:
         """The expression itself, in the same notation."""
-        return render(raise_expr(self.function, self.reading_order), TEXT)
+        return self.function_in("text")
+
+    def function_in(self, style: str) -> str:
+        """The expression itself in "text", "latex" or "unicode"."""
+        return render(raise_expr(self.function, self.reading_order), STYLES[style])
 
     def abbreviated(self, symbol: str = "f") -> str | None:
         """The derivative in text with the (scalar) expression itself written as ``symbol``,
@@ -94,6 +99,10 @@ class Result:
     @property
     def unicode(self) -> str:
         return render(self.notation, UNICODE)
+
+    def in_style(self, style: str) -> str:
+        """The derivative in "text", "latex" or "unicode"."""
+        return render(self.notation, STYLES[style])
 
     @property
     def is_index_notation(self) -> bool:

@@ -101,11 +101,11 @@ def _shape_text(shape) -> str:
 
 
 def _report(r: Result, fmt: str, error: float | None, show_function: bool = True) -> str:
-    body = {"text": r.text, "latex": r.latex, "unicode": r.unicode}[fmt]
+    body = r.in_style(fmt)
     short = r.abbreviated("f") if fmt == "text" else None
     lines = []
     if show_function:
-        lines.append(f"f = {r.function_text}")
+        lines.append(f"f = {r.function_in(fmt)}")
     lines.append(f"{_label(r)} = {short or body}")
     lines.append(f"  shape: {_shape_text(r.shape)}   ({LAYOUT})")
     if r.convention_note:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .ir import PRIMITIVES
 from .notation import (
     EYE,
     ONES,
@@ -42,12 +43,10 @@ TEXT = Style("text", "*", ".*", "./", "-", "(", ")")
 LATEX = Style("latex", " ", r" \odot ", r" \oslash ", "-", r"\left(", r"\right)")
 UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
 
-_LATEX_FUNCTIONS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos",
-                    "tan": r"\tan", "tanh": r"\tanh", "det": r"\det", "logdet": r"\log\det",
-                    "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}",
-                    "sum": r"\operatorname{sum}", "abs": r"\operatorname{abs}",
-                    "sign": r"\operatorname{sign}", "relu": r"\operatorname{relu}",
-                    "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}"}
+# the primitives say how they print; the rest are sugar that raising writes back
+_LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isalpha()} | {
+    "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
+    "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}"}
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
@@ -123,7 +122,7 @@ class _Printer:
             return f"{node.fn}({args})", ATOM
         (arg,) = node.args
         if node.fn == "inv":
-            mark = "^{-1}" if s is LATEX else "⁻¹"
+            mark = PRIMITIVES["inv"].latex if s is LATEX else "⁻¹"
             return f"{self.at_least(arg, ATOM)}{mark}", POSTFIX
         if node.fn == "sqrt":
             return (rf"\sqrt{{{args}}}" if s is LATEX else f"√({args})"), ATOM
