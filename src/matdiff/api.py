@@ -78,14 +78,14 @@ class Result:
         """The expression itself in "text", "latex" or "unicode"."""
         return render(raise_expr(self.function, self.reading_order), STYLES[style])
 
-    def abbreviated(self, symbol: str = "f") -> str | None:
-        """The derivative in text with the (scalar) expression itself written as ``symbol``,
-        where it appears as a factor (``1/2*f*(...)``); None where it does not."""
+    def abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
+        """The derivative with the (scalar) expression itself written as ``symbol``, where it
+        appears as a factor (``1/2*f*(...)``); None where it does not."""
         if self.function.ndim or self.is_index_notation:
             return None
         whole = raise_expr(self.function, self.reading_order)
         short = abbreviate(self.notation, whole, symbol)
-        return None if short is None else render(short, TEXT)
+        return None if short is None else render(short, STYLES[style])
 
     @property
     def text(self) -> str:

@@ -102,7 +102,7 @@ def _shape_text(shape) -> str:
 
 def _report(r: Result, fmt: str, error: float | None, show_function: bool = True) -> str:
     body = r.in_style(fmt)
-    short = r.abbreviated("f") if fmt == "text" else None
+    short = r.abbreviated("f", fmt)
     lines = []
     if show_function:
         lines.append(f"f = {r.function_in(fmt)}")
@@ -118,7 +118,8 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
 
 
 def _as_json(r: Result, error: float | None) -> dict:
-    return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "text": r.text, "latex": r.latex,
+    return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
+            "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
             "unicode": r.unicode, "shape": list(r.shape), "convention": r.convention,
             "convention_note": r.convention_note, "check_max_relative_error": error}
 
