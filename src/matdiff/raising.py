@@ -146,7 +146,7 @@ class _Raiser:
             return note, Fraction(1)
         lead = min(note.terms, key=self.rank)
         if lead.coef > 0:
-            return note, 1
+            return note, Fraction(1)
         flipped = self.factor_sum([Mono(-t.coef, t.scalars, t.chain, t.den) for t in note.terms])
         return flipped, Fraction(-1)
 
@@ -172,13 +172,9 @@ class _Raiser:
             touched = tuple(i for i in out if any(i in p.idx for p in component))
             m = _raise_component(component, touched, fresh, self.rank, self.symmetric)
             coef *= m.coef
-            if not touched and not m.chain:
-                scalars.extend(m.scalars)
-                continue
-            scalars.extend(m.scalars)
-            by_touch.setdefault(touched, []).append(_note_of(m.chain) if touched else
-                                                    Mono(Fraction(1), (), m.chain))
-        scalars.extend(by_touch.pop((), []))
+            scalars.extend(m.scalars)  # a component without output indices is all scalars
+            if touched:
+                by_touch.setdefault(touched, []).append(_note_of(m.chain))
         chain = _combine(by_touch, out, self.rank, self.symmetric)
         chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
         if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1:
@@ -274,7 +270,7 @@ def _multiply_one_link(pieces: list, out: tuple) -> list:
     count = _count(pieces, out)
     for n, p in enumerate(pieces):  # first A*x: a matrix and a vector
         for m, q in enumerate(pieces):
-            if len(p.idx) != 2 or q.idx == () or len(q.idx) != 1 or len(set(p.idx)) != 2:
+            if len(p.idx) != 2 or len(q.idx) != 1 or len(set(p.idx)) != 2:
                 continue
             (c,) = q.idx
             if c in p.idx and count[c] == 2 and c not in out:

@@ -622,6 +622,3 @@ RULES: dict[str, list[Rule]] = {
     "det": [_det_rules],
     "logdet": [_logdet_rules],
 }
-
-__all__ = ["simplify", "is_symmetric", "is_positive", "transposed", "scaled",
-           "split_coefficient", "RULES", "delta"]
