@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from .errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
-from .ir import Expr, relabel
+from .ir import PRIMITIVES, Expr, relabel
 from .notation import (
     EYE,
     MATRIX_ONES,
@@ -540,7 +540,7 @@ def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = Fal
         return Power(_index_note(base, labels, raiser, summed),
                      _index_note(exponent, labels if exponent.ndim else (), raiser, summed),
                      False)
-    if e.op in ("exp", "log", "sin", "cos", "tan", "tanh", "abs", "sign", "relu"):
+    if PRIMITIVES[e.op].elementwise:  # pow was handled above
         return Call(e.op, (_index_note(e.args[0], labels, raiser, summed),))
     raise NoMatrixForm
 

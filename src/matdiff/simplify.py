@@ -21,6 +21,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .ir import (
+    PRIMITIVES,
     Dim,
     Expr,
     Index,
@@ -379,7 +380,7 @@ def _symmetric(x: Expr) -> bool:
         return is_symmetric(x.args[0])
     if x.op == "pow":
         return is_symmetric(x.args[0]) and (x.args[1].ndim == 0 or is_symmetric(x.args[1]))
-    if x.op in ("exp", "log", "sin", "cos", "tan", "tanh", "abs", "sign", "relu"):
+    if x.op in PRIMITIVES and PRIMITIVES[x.op].elementwise:
         return is_symmetric(x.args[0])
     if x.op == "sum":
         return simplify(add([(c, transposed(t)) for c, t in zip(x.data, x.args)])) is x
