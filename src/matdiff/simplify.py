@@ -157,9 +157,11 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
     for n, (x, idx) in enumerate(flat):
-        if x.op == "sum" and x.ndim > 2 and len(x.args) <= MAX_DISTRIBUTED_TERMS:
+        if x.op == "sum" and len(x.args) <= MAX_DISTRIBUTED_TERMS and (
+                x.ndim > 2 or any(_has_identity(t) for t in x.args)):
             # a sum of 3- or 4-index tensors (the derivative of a matrix by a vector or a
-            # matrix) has no matrix form: each of its terms meets the other factors alone
+            # matrix) has no matrix form, and the identities in a sum of Jacobians cancel
+            # against the other factors: each term meets the other factors alone
             return _canonical_sum(
                 [(coef * c, _simplified(einsum(flat[:n] + [(t, idx)] + flat[n + 1:], out)))
                  for c, t in zip(x.data, x.args)], shape)
@@ -167,6 +169,11 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
     return scaled(coef, einsum(flat, out))
+
+
+def _has_identity(t: Expr) -> bool:
+    c, t = split_coefficient(t)
+    return t.op == "delta" or (t.op == "einsum" and any(a.op == "delta" for a in t.args))
 
 
 def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, list[Factor]]:
