@@ -167,6 +167,9 @@ def test_gaussian_is_factored(wrt, short):
     ("tanh(W*x)", "x", None, "diag(vector(1) - tanh(W*x).^2)*W"),
     ("y.*(X*w)", "w", None, "diag(y)*X"),
     ("a*x'*A*x + b*x'*A*x", "x", None, "(a + b)*(A + A')*x"),
+    ("sum(y.*log(p) + (vector(1) - y).*log(vector(1) - p))", "p", None,
+     "y./p + (y - vector(1))./(vector(1) - p)"),
+    ("a^b", "b", None, "log(a)*a^b"),
     ("exp(x)/sum(exp(x))", "x", None,
      "diag(exp(x))/sum(exp(x)) - exp(x)*exp(x)'/sum(exp(x))^2"),
 ])

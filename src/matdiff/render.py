@@ -147,9 +147,10 @@ class _Printer:
         e = node.exponent
         if s is TEXT:
             op = ".^" if node.elementwise else "^"
-            if isinstance(e, Num) and e.value >= 0 and e.value.denominator == 1:
-                return f"{base}{op}{e.value}", POWER
-            return f"{base}{op}({self.show(e)})", POWER
+            exponent, level = self.print(e)
+            if level >= ATOM:  # x^2, a^b, 2^n(...) need no parentheses; x^(-1), a^(b*c) do
+                return f"{base}{op}{exponent}", POWER
+            return f"{base}{op}({exponent})", POWER
         if s is LATEX:
             exponent = self.show(e)
             if node.elementwise:
