@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -13,7 +12,7 @@ import numpy as np
 from . import ir
 from .check import verify
 from .codegen import compile_numpy
-from .differentiate import derivative
+from .differentiate import NotDifferentiable, derivative
 from .errors import MatdiffError
 from .factor import abbreviate
 from .ir import Dim, Expr
@@ -90,15 +89,15 @@ class Result:
     @property
     def text(self) -> str:
         """Matrix notation in the input syntax (``matdiff.parse`` reads it back)."""
-        return render(self.notation, TEXT)
+        return self.in_style("text")
 
     @property
     def latex(self) -> str:
-        return render(self.notation, LATEX)
+        return self.in_style("latex")
 
     @property
     def unicode(self) -> str:
-        return render(self.notation, UNICODE)
+        return self.in_style("unicode")
 
     def in_style(self, style: str) -> str:
         """The derivative in "text", "latex" or "unicode"."""
@@ -193,15 +192,8 @@ def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int
 def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
     try:
         d = simplify(derivative(f, x))
-    except MatdiffError as err:
-        if err.column is None:
-            match = re.search(r"\b(\w+) is not differentiable", err.message)
-            if match:
-                found = re.search(rf"\b{match.group(1)}\s*\(", source)
-                if found:
-                    raise MatdiffError(err.message, column=found.start() + 1, source=source,
-                                       hint=err.hint) from None
-        raise
+    except NotDifferentiable as err:
+        raise err.at_call(err.function, source) from None
     _check_size(d)
     return d
 

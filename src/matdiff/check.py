@@ -22,8 +22,7 @@ Function = Callable[..., np.ndarray]
 
 
 def draw_point(shapes: Mapping[str, tuple[Dim, ...]], props: Mapping[str, frozenset[str]],
-               rng: np.random.Generator, positive: bool = False,
-               ) -> tuple[dict[str, np.ndarray], dict[Dim, int]]:
+               rng: np.random.Generator, positive: bool = False) -> dict[str, np.ndarray]:
     """Random values for every variable: symmetric positive definite for ``posdef``, and so on.
 
     Symbolic dimensions get sizes 2 to 4. With ``positive``, unstructured entries are drawn in
@@ -38,7 +37,7 @@ def draw_point(shapes: Mapping[str, tuple[Dim, ...]], props: Mapping[str, frozen
     for name, shape in shapes.items():
         concrete = tuple(d if isinstance(d, int) else dims[d] for d in shape)
         values[name] = _draw(concrete, props.get(name, frozenset()), rng, positive)
-    return values, dims
+    return values
 
 
 def _draw(shape: tuple[int, ...], props: frozenset[str], rng: np.random.Generator,
@@ -116,7 +115,7 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
     reliable: list[float] = []
     doubtful: list[float] = []
     for draw in range(MAX_DRAWS):
-        values, _ = draw_point(shapes, props, rng, positive=draw % 2 == 1)
+        values = draw_point(shapes, props, rng, positive=draw % 2 == 1)
         try:
             f0, d0 = np.asarray(f(**values)), np.asarray(df(**values))
             if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):

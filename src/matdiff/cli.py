@@ -11,6 +11,7 @@ import traceback
 
 from .api import CONVENTIONS, Result, derive
 from .errors import MatdiffError
+from .ir import shape_text
 
 GAUSSIAN = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-1/2*(x - m)'*inv(S)*(x - m))"
 GAUSSIAN_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
@@ -96,10 +97,6 @@ def _label(r: Result) -> str:
     return f"d{f}/d{r.wrt}" if r.order == 1 else f"d2{f}/d{r.wrt}2"
 
 
-def _shape_text(shape) -> str:
-    return "scalar" if not shape else "×".join(str(d) for d in shape)
-
-
 def _report(r: Result, fmt: str, error: float | None, show_function: bool = True) -> str:
     body = r.in_style(fmt)
     short = r.abbreviated("f", fmt)
@@ -107,7 +104,7 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     if show_function:
         lines.append(f"f = {r.function_in(fmt)}")
     lines.append(f"{_label(r)} = {short or body}")
-    lines.append(f"  shape: {_shape_text(r.shape)}   ({LAYOUT})")
+    lines.append(f"  shape: {shape_text(r.shape)}   ({LAYOUT})")
     if r.convention_note:
         lines.append(f"  {r.convention_note}")
     if error is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .errors import MatdiffError
-from .ir import PRIMITIVES, Dim, Expr, topological
+from .ir import PRIMITIVES, Dim, Expr, shape_text, topological
 
 _LETTERS = string.ascii_letters
 
@@ -61,11 +61,11 @@ def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]],
             if name not in needed:
                 continue
             raise MatdiffError(f"no value given for variable {name}",
-                               hint=f"pass {name}=<array of shape {_shape_text(shape)}>")
+                               hint=f"pass {name}=<array of shape {shape_text(shape)}>")
         value = np.asarray(arrays[name], dtype=float)
         if value.ndim != len(shape):
             raise MatdiffError(f"{name} should have {len(shape)} axes "
-                               f"({_shape_text(shape)}), got an array of shape {value.shape}")
+                               f"({shape_text(shape)}), got an array of shape {value.shape}")
         for d, n in zip(shape, value.shape):
             expected = d if isinstance(d, int) else dims.setdefault(d, n)
             if expected != n:
@@ -73,10 +73,6 @@ def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]],
                                    f"{expected} elsewhere")
         values[name] = value
     return values, dims
-
-
-def _shape_text(shape: tuple[Dim, ...]) -> str:
-    return "scalar" if not shape else "×".join(str(d) for d in shape)
 
 
 def _size(dims: Mapping[Dim, int], d: Dim) -> int:

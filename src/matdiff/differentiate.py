@@ -39,13 +39,21 @@ def derivative(f: Expr, x: Expr) -> Expr:
         else:
             primitive = PRIMITIVES[node.op]
             if not primitive.differentiable:
-                raise MatdiffError(
+                raise NotDifferentiable(node.op,
                     f"{node.op} is not differentiable: its derivative is 0 wherever it exists "
                     f"and undefined where its argument is 0",
                     hint=f"differentiate an expression without {node.op}(...) of {name}")
             tangent[id(node)] = primitive.jvp(node, [tangent[id(a)] for a in node.args], k)
     result = tangent[id(f)]
     return zero(f.shape + x.shape) if result is None else result
+
+
+class NotDifferentiable(MatdiffError):
+    """A primitive with no derivative (sign) on the path to the variable."""
+
+    def __init__(self, function: str, message: str, hint: str):
+        super().__init__(message, hint=hint)
+        self.function = function
 
 
 def _sum_rule(node: Expr, tangents: list[Expr | None]) -> Expr:

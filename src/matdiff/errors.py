@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class MatdiffError(Exception):
     """Bad input: says what is wrong, where (a column of the source text) and how to fix it.
@@ -21,6 +23,15 @@ class MatdiffError(Exception):
         where = f"at column {self.column}: " if self.column is not None else ""
         hint = f" ({self.hint})" if self.hint else ""
         return f"{where}{self.message}{hint}"
+
+    def at_call(self, fn: str, source: str) -> MatdiffError:
+        """This error pointed at the first call ``fn(`` in ``source`` (for errors found after
+        parsing, where positions are gone)."""
+        found = re.search(rf"\b{re.escape(fn)}\s*\(", source)
+        if self.column is not None or found is None:
+            return self
+        return MatdiffError(self.message, column=found.start() + 1, source=source,
+                            hint=self.hint)
 
     def pointer(self) -> str:
         """The source line and a caret under the offending column, for terminals."""

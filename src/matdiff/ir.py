@@ -57,9 +57,6 @@ class Expr:
             cls._interned[key] = node
         return node
 
-    def __reduce__(self):
-        return (Expr, (self.op, self.args, self.data, self.shape))
-
     def __repr__(self) -> str:
         if self.op in ("num", "const", "dim"):
             return f"{self.op}({self.data})"
@@ -98,7 +95,6 @@ def _stable(data: object) -> object:
 
 def num(value: Fraction | int) -> Expr:
     return Expr("num", data=Fraction(value))
-
 
 
 def const(name: str) -> Expr:
@@ -172,12 +168,32 @@ def relabel(e: Expr, outer: Sequence, fresh: Iterator) -> dict[Index, object]:
     return labels
 
 
-def einsum_dims(e: Expr) -> dict[Index, Dim]:
-    """The dimension of every index of an einsum node."""
+def index_dims(factors) -> dict[Index, Dim]:
+    """The dimension of every index of (factor, indices) pairs."""
     dims: dict[Index, Dim] = {}
-    for x, idx in zip(e.args, e.data[0]):
+    for x, idx in factors:
         dims.update(zip(idx, x.shape))
     return dims
+
+
+def einsum_dims(e: Expr) -> dict[Index, Dim]:
+    """The dimension of every index of an einsum node."""
+    return index_dims(zip(e.args, e.data[0]))
+
+
+def index_counts(index_tuples, out: tuple) -> dict:
+    """How often each index stands in a contraction: on the factors, and once more in the
+    output."""
+    count = {i: 1 for i in out}
+    for idx in index_tuples:
+        for i in idx:
+            count[i] = count.get(i, 0) + 1
+    return count
+
+
+def shape_text(shape: tuple[Dim, ...]) -> str:
+    """A shape as a person reads it: scalar, n, n×m."""
+    return "scalar" if not shape else "×".join(str(d) for d in shape)
 
 
 def apply(op: str, *args: Expr) -> Expr:
@@ -186,15 +202,6 @@ def apply(op: str, *args: Expr) -> Expr:
 
 
 # conveniences used by the lowering and by derivative rules ------------------------------------
-
-def mul(*factors: Expr) -> Expr:
-    """Product of scalars and at most one array (scaling)."""
-    arrays = [f for f in factors if f.ndim]
-    if len(arrays) > 1:
-        raise ValueError("mul(): more than one array factor")
-    out = tuple(range(arrays[0].ndim)) if arrays else ()
-    return einsum([(f, out if f.ndim else ()) for f in factors], out)
-
 
 def neg(x: Expr) -> Expr:
     return scale(-1, x)

@@ -59,12 +59,10 @@ def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Exp
     left, right = args
     if node.op == "*":
         return _product(node, left, right)
-    if node.op == "/":
+    if node.op in ("/", "./"):
         return ir.hadamard(left, ir.power(right, -1))
     if node.op == ".*":
         return ir.hadamard(left, right)
-    if node.op == "./":
-        return ir.hadamard(left, ir.power(right, -1))
     if node.op == "^" and left.ndim == 2:
         return _matrix_power(left, int(node.right.value))
     return _elementwise_power(left, right)

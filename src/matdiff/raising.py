@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from .errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
-from .ir import PRIMITIVES, Expr, relabel
+from .ir import PRIMITIVES, Expr, index_counts, relabel
 from .notation import (
     EYE,
     MATRIX_ONES,
@@ -340,11 +340,7 @@ class _Piece:
 
 
 def _count(pieces: list[_Piece], out: tuple) -> dict:
-    count = {i: 1 for i in out}
-    for p in pieces:
-        for i in p.idx:
-            count[i] = count.get(i, 0) + 1
-    return count
+    return index_counts((p.idx for p in pieces), out)
 
 
 def _hadamard_matrices(pieces: list[_Piece], out: tuple) -> list[_Piece]:

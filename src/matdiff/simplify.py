@@ -32,6 +32,8 @@ from .ir import (
     dimsize,
     einsum,
     einsum_dims,
+    index_counts,
+    index_dims,
     num,
     ones,
     power,
@@ -138,9 +140,7 @@ MAX_DISTRIBUTED_TERMS = 16
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
                       shape: tuple[Dim, ...]) -> Expr:
-    dims: dict[Index, Dim] = {}
-    for x, idx in factors:
-        dims.update(zip(idx, x.shape))
+    dims = index_dims(factors)
     coef, flat = Fraction(1), factors
     while True:
         c, flat = _flatten(flat, dims)
@@ -211,11 +211,7 @@ def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, l
 
 
 def _occurrences(flat: list[Factor], out: tuple[Index, ...]) -> dict[Index, int]:
-    count: dict[Index, int] = {i: 1 for i in out}
-    for _, idx in flat:
-        for i in idx:
-            count[i] = count.get(i, 0) + 1
-    return count
+    return index_counts((idx for _, idx in flat), out)
 
 
 def _remove(flat: list[Factor], pos: int, out: tuple[Index, ...], dims: dict[Index, Dim]) -> None:
