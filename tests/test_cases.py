@@ -82,11 +82,6 @@ def is_symmetric_wrt(case) -> bool:
 IDS = [c["id"] for c in CASES]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return {}
-
-
 def derived(case, symmetric="sym"):
     return matdiff.derive(case["expr"], case["wrt"], declare=declaration(case),
                           order=case["order"], symmetric=symmetric)
