@@ -8,7 +8,7 @@ import pytest
 from cases import CASES
 
 import matdiff
-from matdiff.codegen import compile_numpy
+from matdiff.numeric.codegen import compile_numpy
 
 SYMMETRIC = {"symmetric", "posdef"}
 DECLARED_PROPS = {"symmetric": "symmetric", "posdef": "posdef", "invertible": "invertible",

@@ -9,20 +9,20 @@ from functools import cached_property
 
 import numpy as np
 
-from . import ir
-from .check import verify
-from .codegen import compile_numpy
-from .differentiate import NotDifferentiable, derivative
+from .core import ir
+from .core.differentiate import NotDifferentiable, derivative
+from .core.ir import Dim, Expr
+from .core.simplify import simplify
 from .errors import MatdiffError
-from .factor import abbreviate
-from .ir import Dim, Expr
-from .lower import lower
-from .notation import IndexForm
-from .parse import parse_typed
-from .raising import raise_expr
-from .render import LATEX, TEXT, UNICODE, render
-from .simplify import simplify
-from .types import Decl
+from .notation.factor import abbreviate
+from .notation.raising import raise_expr
+from .notation.render import LATEX, TEXT, UNICODE, render
+from .notation.tree import IndexForm
+from .numeric.check import verify
+from .numeric.codegen import compile_numpy
+from .syntax.lower import lower
+from .syntax.parse import parse_typed
+from .syntax.types import Decl
 
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})

@@ -10,8 +10,8 @@ import sys
 import traceback
 
 from .api import CONVENTIONS, Result, derive
+from .core.ir import shape_text
 from .errors import MatdiffError
-from .ir import shape_text
 
 GAUSSIAN = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-1/2*(x - m)'*inv(S)*(x - m))"
 GAUSSIAN_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"

@@ -4,9 +4,9 @@ A contraction's indices form a graph: an index on exactly two factors is an edge
 edges are matrix products (a factor entered from its column side is transposed), closed chains
 are traces, a vector on an index shared with two other factors is a ``diag``, vectors on one
 index are a Hadamard product, and parts joined only through output indices meet elementwise.
-Sums go to :mod:`matdiff.factor`; the result is a :mod:`matdiff.notation` tree for
-:mod:`matdiff.render`. An expression with more than two free indices, or one whose index graph
-has no matrix form, is raised to index notation instead (``IndexForm``).
+Sums go to :mod:`matdiff.notation.factor`; the result is a :mod:`matdiff.notation.tree`
+tree for :mod:`matdiff.notation.render`. An expression with more than two free indices, or one
+whose index graph has no matrix form, is raised to index notation instead (``IndexForm``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import MatdiffError
+from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
+from ..core.simplify import is_symmetric
+from ..errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
-from .ir import PRIMITIVES, Expr, index_counts, relabel
-from .notation import (
+from .tree import (
     EYE,
     MATRIX_ONES,
     ONES,
@@ -38,7 +39,6 @@ from .notation import (
     transposes,
     weight,
 )
-from .simplify import is_symmetric
 
 
 class NoMatrixForm(Exception):

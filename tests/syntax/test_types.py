@@ -3,8 +3,8 @@
 import pytest
 
 from matdiff.errors import MatdiffError
-from matdiff.parse import Binary, Call, Transpose, parse_text, parse_typed, post_order
-from matdiff.types import Decl, infer, parse_declarations
+from matdiff.syntax.parse import Binary, Call, Transpose, parse_text, parse_typed, post_order
+from matdiff.syntax.types import Decl, infer, parse_declarations
 
 GAUSSIAN = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-0.5*(x - m)'*inv(S)*(x - m))"
 GAUSSIAN_DECLARATIONS = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import matdiff
-from matdiff import ir
-from matdiff.codegen import compile_numpy
-from matdiff.ir import PRIMITIVES
-from matdiff.simplify import RULES, simplify
+from matdiff.core import ir
+from matdiff.core.ir import PRIMITIVES
+from matdiff.core.simplify import RULES, simplify
+from matdiff.numeric.codegen import compile_numpy
 
 # an expression that exercises each primitive's rule, with its declarations
 PRIMITIVE_CASES = {
@@ -78,8 +78,8 @@ def test_every_rule_has_cases():
 
 @pytest.mark.parametrize("text", [t for texts in RULE_CASES.values() for t in texts])
 def test_simplification_keeps_the_value(text):
-    from matdiff.lower import lower
-    from matdiff.parse import parse_typed
+    from matdiff.syntax.lower import lower
+    from matdiff.syntax.parse import parse_typed
 
     root, variables = parse_typed(text, "X: invertible matrix(3,3)")
     raw = lower(root, variables)

@@ -1,5 +1,5 @@
 """Differentiation: one chain-rule engine over the DAG, the rules themselves live with the
-primitives in :mod:`matdiff.ir`.
+primitives in :mod:`matdiff.core.ir`.
 
 ``derivative(f, x)`` has shape ``f.shape + x.shape``: the gradient for a scalar f, the Jacobian
 ``J[i, j] = df[i]/dx[j]`` for a vector f, a 4-index tensor for a matrix of a matrix. The result
@@ -8,7 +8,7 @@ is again an IR expression, so a Hessian is the derivative of a derivative.
 
 from __future__ import annotations
 
-from .errors import MatdiffError
+from ..errors import MatdiffError
 from .ir import (
     PRIMITIVES,
     Expr,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from math import gcd
 
-from .notation import (
+from .tree import (
     ONES,
     Call,
     Hadamard,

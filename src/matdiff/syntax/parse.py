@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
-from matdiff.errors import MatdiffError
+from ..errors import MatdiffError
 
 if TYPE_CHECKING:
-    from matdiff.types import Decl
+    from .types import Decl
 
 MAX_TEXT_LENGTH = 100_000
 MAX_NODES = 10_000
@@ -331,7 +331,7 @@ def _number_text(value: Fraction) -> str:
 
 def parse_typed(text: str, declare: str | dict | None = None) -> tuple[Node, dict[str, Decl]]:
     """Parse ``text`` and type it against ``declare``: the tree and the variables it uses."""
-    from matdiff.types import infer, parse_declarations  # types imports this module
+    from .types import infer, parse_declarations  # types imports this module
 
     root = parse_text(text)
     return root, infer(root, parse_declarations(declare), text)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from matdiff.errors import MatdiffError
-from matdiff.parse import (
+from ..errors import MatdiffError
+from .parse import (
     CONSTANTS,
     FUNCTIONS,
     Binary,

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from matdiff.parse import (
+from matdiff.syntax.parse import (
     FUNCTIONS,
     Binary,
     Call,

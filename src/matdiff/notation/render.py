@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .ir import PRIMITIVES
-from .notation import (
+from ..core.ir import PRIMITIVES
+from .tree import (
     EYE,
     ONES,
     Call,

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .errors import MatdiffError
-from .ir import Dim
+from ..core.ir import Dim
+from ..errors import MatdiffError
 
 STEP = 1e-3                                   # 4-point stencil: error O(STEP^4)
 STENCIL = ((-2.0, 1 / 12), (-1.0, -8 / 12), (1.0, 8 / 12), (2.0, -1 / 12))

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matdiff.errors import MatdiffError
-from matdiff.parse import parse_text, parse_typed
-from matdiff.types import parse_declarations
+from matdiff.syntax.parse import parse_text, parse_typed
+from matdiff.syntax.types import parse_declarations
 
 ANY = "any column"  # a column must be given, but the exact one is not pinned down here
 NO_COLUMN = None

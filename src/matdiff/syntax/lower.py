@@ -1,7 +1,7 @@
 """Lowering: the typed expression tree becomes the core IR.
 
 Matrix product, transpose, trace, dot, outer, Hadamard, diag, sum and the norms are sugar:
-each becomes a contraction (or a power) of the few primitives in :mod:`matdiff.ir`.
+each becomes a contraction (or a power) of the few primitives in :mod:`matdiff.core.ir`.
 Orientation (row or column vector) only decides which contraction a ``*`` is; IR vectors have
 none.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import ir
-from .ir import Expr, einsum, num
+from ..core import ir
+from ..core.ir import Expr, einsum, num
 from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
 from .types import Decl
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .errors import MatdiffError
-from .ir import PRIMITIVES, Dim, Expr, shape_text, topological
+from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, topological
+from ..errors import MatdiffError
 
 _LETTERS = string.ascii_letters
 

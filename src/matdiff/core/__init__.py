@@ -1,0 +1,1 @@
+"""The core IR (nodes and the primitive table), differentiation and simplification."""

@@ -1,0 +1,1 @@
+"""Back to matrix notation: raising the index graph, factoring sums, rendering."""

@@ -1,0 +1,1 @@
+"""Numbers: NumPy evaluation of the IR and finite-difference checks."""

@@ -1,0 +1,1 @@
+"""Text -> typed expression -> core IR: the grammar, declarations and shapes, lowering."""
