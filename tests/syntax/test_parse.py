@@ -5,12 +5,14 @@ from fractions import Fraction
 import pytest
 
 from matdiff.syntax.parse import (
+    ARITY,
     FUNCTIONS,
     Binary,
     Call,
     Name,
     Node,
     Num,
+    Size,
     Transpose,
     Unary,
     parse_text,
@@ -122,9 +124,18 @@ def test_two_character_operator_column_is_its_first_character() -> None:
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
 def test_every_function_parses(fn: str) -> None:
-    argument = "1" if fn in ("vector", "matrix") else "X"
+    arity = ARITY.get(fn, 1)
+    argument = "1" if fn in ("vector", "matrix") else ", ".join(["X"] * arity)
     node = parse_text(f"{fn}({argument})")
-    assert isinstance(node, Call) and node.fn == fn and len(node.args) == 1
+    assert isinstance(node, Call) and node.fn == fn and len(node.args) == arity
+
+
+def test_sizes_are_dimension_products() -> None:
+    node = parse_text("eye(2*m*n) + commutation(m, 3)")
+    eye, commutation = node.left, node.right
+    assert isinstance(eye.args[0], Size) and eye.args[0].factors == (2, "m", "n")
+    assert [a.factors for a in commutation.args] == [("m",), (3,)]
+    assert to_text(node) == "eye(2*m*n) + commutation(m, 3)"
 
 
 def test_names_may_contain_digits_and_underscores() -> None:

@@ -34,6 +34,7 @@ from .ir import (
     einsum_dims,
     index_counts,
     index_dims,
+    merge,
     num,
     ones,
     power,
@@ -70,6 +71,8 @@ def _simplify_node(node: Expr) -> Expr:
         return _canonical_sum(zip(node.data, args), node.shape)
     if node.op == "einsum":
         return _canonical_einsum(list(zip(args, node.data[0])), node.data[1], node.shape)
+    if node.op == "merge":
+        return _canonical_merge(args[0], node.data, node.shape)
     if not args:
         return node
     rebuilt = Expr(node.op, args, node.data, node.shape)
@@ -127,6 +130,30 @@ def split_coefficient(e: Expr) -> tuple[Fraction, Expr]:
     if e.op == "num":
         return e.data, num(1)
     return Fraction(1), e
+
+
+# ----------------------------------------------------------------------------------------------
+# merged axes (vec, kron)
+# ----------------------------------------------------------------------------------------------
+
+
+def _canonical_merge(x: Expr, groups: tuple[int, ...], shape: tuple[Dim, ...]) -> Expr:
+    """Merges of single axes vanish, merges of merges are one, and a merge of a sum is the sum
+    of the merges (so each term of a derivative shows its own Kronecker structure)."""
+    if all(g == 1 for g in groups):
+        return x
+    if x.op == "zero":
+        return zero(shape)
+    if x.op == "merge":
+        inner, combined, start = x.data, [], 0
+        for g in groups:
+            combined.append(sum(inner[start:start + g]))
+            start += g
+        return _simplified(merge(x.args[0], combined))
+    if x.op == "sum":
+        return _canonical_sum([(c, _simplified(merge(t, groups)))
+                               for c, t in zip(x.data, x.args)], shape)
+    return merge(x, groups)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from ..core import ir
 from ..core.ir import Expr, einsum, num
-from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
+from .parse import Binary, Call, Name, Node, Num, Size, Transpose, Unary, children, post_order
 from .types import Decl
 
 
@@ -40,7 +40,9 @@ def variable(decl: Decl) -> Expr:
     return ir.var(decl.name, decl.shape, decl.props)
 
 
-def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Expr:
+def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Expr | None:
+    if isinstance(node, Size):
+        return None  # read by the call it sizes
     if isinstance(node, Num):
         return num(node.value)
     if isinstance(node, Name):
@@ -83,6 +85,15 @@ def _product(node: Binary, a: Expr, b: Expr) -> Expr:
     return einsum([(a, (0,)), (b, (1,))], (0, 1))  # column * row: outer product
 
 
+def _kron_axes(node: Node, first: int) -> tuple:
+    """(row index, column index) of a kron operand, None for the side a vector lacks."""
+    if len(node.shape) == 2:
+        return first, first + 1
+    if len(node.shape) == 1:
+        return (None, first + 1) if node.row else (first, None)
+    return None, None
+
+
 def _matrix_power(a: Expr, k: int) -> Expr:
     result = a
     for _ in range(k - 1):
@@ -100,7 +111,17 @@ def _call(node: Call, args: list[Expr]) -> Expr:
     fn = node.fn
     if fn in ("vector", "matrix"):
         return ir.broadcast(num(node.args[0].value), node.shape)
+    if fn == "eye":
+        return ir.delta(node.shape[0])
+    if fn == "commutation":
+        m, n = (ir.dim_product(*size.factors) for size in node.args)
+        return ir.commutation(m, n)
+    if fn == "kron":
+        (a, b), (left, right) = args, node.args
+        return ir.kron(a, _kron_axes(left, 0), b, _kron_axes(right, 2))
     (x,) = args
+    if fn == "vec":
+        return ir.vec(x)
     every = tuple(range(x.ndim))
     if fn in ir.PRIMITIVES:
         return ir.apply(fn, x)

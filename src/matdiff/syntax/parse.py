@@ -27,9 +27,12 @@ _CHAINS = ({"+", "-"}, {"*", "/", ".*", "./"})  # a + b + c is a chain, not nest
 MAX_EXPONENT = 400  # `1e999999999` would otherwise build a gigantic exact Fraction
 
 FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp", "log", "sin",
-             "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix")
+             "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix", "vec",
+             "kron", "commutation")
 CONSTANTS = ("pi", "eye")
 FILLED = ("vector", "matrix")  # vector(c) / matrix(c): filled with the literal c, size from context
+ARITY = {"kron": 2, "commutation": 2}  # the others take one argument
+SIZED = {"eye": 1, "commutation": 2}  # arguments that are dimensions (n, 3, m*n), not values
 
 
 # --- the tree -----------------------------------------------------------------------------------
@@ -55,6 +58,13 @@ class Name(Node):
 class Call(Node):
     fn: str
     args: list[Node] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Size(Node):
+    """A dimension written as an argument (eye(n), commutation(m, n)): a product of names and
+    whole numbers."""
+    factors: tuple
 
 
 @dataclass(eq=False)
@@ -125,14 +135,22 @@ class _BuildTree(Transformer):
 
     def call(self, fn: Token, args: list[Node] | None) -> Call:
         args = args or []
+        if fn in SIZED:
+            if len(args) != SIZED[fn]:
+                sizes = "a dimension" if SIZED[fn] == 1 else f"{SIZED[fn]} dimensions"
+                raise MatdiffError(f"{fn} takes {sizes}, not {len(args)} arguments",
+                                   column=_column(fn), hint=f"as in {_SIZED_EXAMPLE[fn]}")
+            return Call(pos=_column(fn), fn=str(fn), args=[_size(fn, a) for a in args])
         if fn in CONSTANTS:
             raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn),
                                hint="its size comes from the expression around it")
         if fn not in FUNCTIONS:
             raise MatdiffError(f"unknown function '{fn}'", column=_column(fn),
                                hint="known functions: " + ", ".join(FUNCTIONS))
-        if len(args) != 1:
-            raise MatdiffError(f"{fn} takes one argument, not {len(args)}", column=_column(fn))
+        arity = ARITY.get(str(fn), 1)
+        if len(args) != arity:
+            words = "one argument" if arity == 1 else f"{arity} arguments"
+            raise MatdiffError(f"{fn} takes {words}, not {len(args)}", column=_column(fn))
         if fn in FILLED:
             args = [_literal_fill_value(fn, args[0])]
         return Call(pos=_column(fn), fn=str(fn), args=args)
@@ -148,6 +166,23 @@ class _BuildTree(Transformer):
 
     def binary(self, left: Node, op: Token, right: Node) -> Binary:
         return Binary(pos=_column(op), op=str(op), left=left, right=right)
+
+
+_SIZED_EXAMPLE = {"eye": "eye(n) or eye(m*n)", "commutation": "commutation(m, n)"}
+
+
+def _size(fn: str, arg: Node) -> Size:
+    """A dimension argument: a name, a whole number or a product of them."""
+    if isinstance(arg, Name) and arg.name not in CONSTANTS:
+        return Size(pos=arg.pos, factors=(arg.name,))
+    if isinstance(arg, Num) and arg.value.denominator == 1 and arg.value > 0:
+        return Size(pos=arg.pos, factors=(int(arg.value),))
+    if isinstance(arg, Binary) and arg.op == "*":
+        return Size(pos=arg.left.pos, factors=_size(fn, arg.left).factors
+                    + _size(fn, arg.right).factors)
+    raise MatdiffError(f"the arguments of {fn} are dimensions: names, whole numbers or "
+                       "products such as m*n", column=arg.pos,
+                       hint=f"as in {_SIZED_EXAMPLE[fn]}")
 
 
 def _literal_fill_value(fn: str, arg: Node) -> Num:
@@ -293,6 +328,8 @@ def _text_and_level(node: Node) -> tuple[str, int]:
         return _number_text(node.value), _UNARY if node.value < 0 else _ATOM
     if isinstance(node, Name):
         return node.name, _ATOM
+    if isinstance(node, Size):
+        return "*".join(str(f) for f in node.factors), _PRODUCT
     if isinstance(node, Call):
         return f"{node.fn}({', '.join(to_text(arg) for arg in node.args)})", _ATOM
     if isinstance(node, Unary):
