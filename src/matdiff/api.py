@@ -18,6 +18,7 @@ from .notation.factor import abbreviate
 from .notation.raising import raise_expr
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm
+from .notation.vecform import VecForm, transposed, vec_form
 from .numeric.check import verify
 from .numeric.codegen import compile_numpy
 from .syntax.lower import lower
@@ -25,6 +26,14 @@ from .syntax.parse import parse_typed
 from .syntax.types import Decl
 
 CONVENTIONS = ("sym", "full", "cookbook")
+LAYOUTS = ("shape", "numerator", "denominator")
+LAYOUT_NOTES = {
+    "shape": "layout: shape(dF/dX) = shape(F) + shape(X)",
+    "numerator": "numerator layout: rows follow F, columns X (J with d vec(F) = J d vec(X); a "
+                 "gradient is a row, G')",
+    "denominator": "denominator layout: rows follow X, columns F (J', the transpose of the "
+                   "numerator layout; a gradient is G)",
+}
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
 MAX_IR_NODES = 50_000
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
@@ -54,15 +63,89 @@ class Result:
     variables: dict[str, Decl]
     _first: Expr | None = field(default=None, repr=False)  # the gradient, as Hessian checks
     #                                                       evaluate it
+    layout: str = "shape"           # how the derivative is laid out as printed: LAYOUTS
+
+    # -- shapes and layouts --
+
+    @property
+    def _row_axes(self) -> int:
+        """How many leading axes of the tensor are the rows of its matrix: F's, or X's for a
+        Hessian."""
+        return self.function.ndim if self.order == 1 else len(self.variables[self.wrt].shape)
+
+    @property
+    def _layout_case(self) -> str:
+        """Which matrix a layout prints: "gradient" (scalar by matrix: G' / G), "plain" (a
+        matrix by a scalar, or a scalar: as it is), "hessian" or "vec" (the vec form J)."""
+        rows, cols = self._row_axes, self.derivative.ndim - self._row_axes
+        if self.order == 2:
+            return "hessian"
+        if rows == 0 and cols == 2:
+            return "gradient"
+        if cols == 0 and rows == 2 or rows == cols == 0:
+            return "plain"
+        return "vec"
+
+    @property
+    def layout_note(self) -> str:
+        return LAYOUT_NOTES[self.layout]
 
     @property
     def shape(self) -> tuple[Dim, ...]:
-        """The symbolic shape: shape(F) + shape(X) (twice shape(X) for a Hessian)."""
-        return self.derivative.shape
+        """The symbolic shape: shape(F) + shape(X) (twice shape(X) for a Hessian); in the
+        numerator and denominator layouts (rows, columns) of the printed matrix."""
+        if self.layout == "shape" or not self.derivative.ndim:
+            return self.derivative.shape
+        case, d = self._layout_case, self.derivative
+        if case == "gradient":
+            shape = d.shape[::-1]
+        elif case == "plain":
+            shape = d.shape
+        else:
+            rows = self._row_axes
+            shape = (ir.dim_product(*d.shape[:rows]), ir.dim_product(*d.shape[rows:]))
+        return shape[::-1] if self.layout == "denominator" and case != "hessian" else shape
+
+    @cached_property
+    def tensor_notation(self):
+        """The derivative tensor (shape(F) + shape(X)) in notation, whatever the layout."""
+        return raise_expr(self.derivative, self.reading_order)
 
     @cached_property
     def notation(self):
-        return raise_expr(self.derivative, self.reading_order)
+        """The printed derivative in this result's layout."""
+        if self.layout == "shape":
+            return self.tensor_notation
+        case = self._layout_case
+        if case == "gradient":
+            note = transposed(self.tensor_notation)
+        elif case == "plain":
+            note = self.tensor_notation
+        else:
+            found = self.vec
+            if found is None:
+                raise MatdiffError(f"the {self.layout} layout of this derivative needs its vec "
+                                   f"form, and it has none: {self.vec_reason}",
+                                   hint="use layout='shape'")
+            note = found.note
+        return transposed(note) if self.layout == "denominator" and case != "hessian" else note
+
+    @cached_property
+    def _vec(self) -> VecForm | str:
+        return vec_form(self.derivative, self.tensor_notation, self._row_axes,
+                        self.reading_order)
+
+    @property
+    def vec(self) -> VecForm | None:
+        """The matrix J with d vec(F) = J d vec(X) (column-major vec), with ``text``,
+        ``latex``, ``unicode`` and ``shape``; None where it has no exact Kronecker form
+        (``vec_reason`` says why)."""
+        return self._vec if isinstance(self._vec, VecForm) else None
+
+    @property
+    def vec_reason(self) -> str | None:
+        """Why there is no vec form, in one line; None where there is one."""
+        return self._vec if isinstance(self._vec, str) else None
 
     @property
     def reading_order(self) -> dict[str, int]:
@@ -116,8 +199,28 @@ class Result:
         return CONVENTION_NOTES[self.convention].format(x=self.wrt, structure=structure)
 
     def numpy(self) -> Callable[..., np.ndarray]:
-        """callable(**arrays) -> the derivative's value (vectors are 1-D arrays)."""
-        return compile_numpy(self.derivative, self._shapes)
+        """callable(**arrays) -> the derivative's value (vectors are 1-D arrays): the tensor
+        of shape(F) + shape(X), or in the numerator and denominator layouts the printed
+        matrix (2-D; a scalar stays a scalar)."""
+        tensor = compile_numpy(self.derivative, self._shapes)
+        if self.layout == "shape":
+            return tensor
+        case, rows, layout = self._layout_case, self._row_axes, self.layout
+
+        def in_layout(**arrays) -> np.ndarray:
+            d = tensor(**arrays)
+            if not d.ndim:
+                return d
+            if case == "gradient":
+                m = d.T
+            elif case == "plain" and d.ndim == 2:
+                m = d
+            else:
+                r = int(np.prod(d.shape[:rows], dtype=int))
+                m = np.reshape(d, (r, -1), order="F")
+            return m.T if layout == "denominator" and case != "hessian" else m
+
+        return in_layout
 
     def check(self, trials: int = 3, seed: int = 0) -> float:
         """Max relative error against central finite differences at random valid points."""
@@ -127,7 +230,8 @@ class Result:
         else:
             f = compile_numpy(self._first, self._shapes)
         props = {name: d.props for name, d in self.variables.items()}
-        return verify(f, self.numpy(), self._shapes, props, self.wrt, mode, trials, seed)
+        tensor = compile_numpy(self.derivative, self._shapes)
+        return verify(f, tensor, self._shapes, props, self.wrt, mode, trials, seed)
 
     @property
     def _shapes(self) -> dict[str, tuple[Dim, ...]]:
@@ -142,13 +246,18 @@ def parse(text: str, declare: str | dict | None = None) -> Expr:
 
 
 def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int = 1,
-           symmetric: str = "sym") -> Result:
+           symmetric: str = "sym", layout: str = "shape") -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar.
     For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym" (default), "full" or
-    "cookbook".
+    "cookbook". ``layout`` "shape" (default) prints the tensor of shape(F) + shape(X);
+    "numerator" the matrix with rows from F and columns from X (the Jacobian J, the gradient
+    as a row G', the vec form J of d vec(F) = J d vec(X) where F or X is a matrix);
+    "denominator" its transpose. A Hessian is the same symmetric matrix in both.
     """
+    if layout not in LAYOUTS:
+        raise MatdiffError(f"unknown layout {layout!r}", hint="use one of " + ", ".join(LAYOUTS))
     if order not in (1, 2):
         raise MatdiffError(f"order must be 1 or 2, not {order!r}")
     if symmetric not in CONVENTIONS:
@@ -186,7 +295,10 @@ def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int
         first = _convention(first, convention, f.ndim, 1)
     result = simplify(ir.substitute(result, restore))
     _check_size(result)
-    return Result(expr, wrt, order, convention, result, f, variables, first)
+    r = Result(expr, wrt, order, convention, result, f, variables, first, layout)
+    if layout != "shape":
+        r.notation  # noqa: B018 - a layout without a matrix form is refused here, not later
+    return r
 
 
 def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
