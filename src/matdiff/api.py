@@ -132,8 +132,11 @@ class Result:
 
     @cached_property
     def _vec(self) -> VecForm | str:
-        return vec_form(self.derivative, self.tensor_notation, self._row_axes,
-                        self.reading_order)
+        try:
+            return vec_form(self.derivative, lambda: self.tensor_notation, self._row_axes,
+                            self.reading_order)
+        except MatdiffError as err:  # the tensor itself has no notation
+            return f"no vec form: {err.message}"
 
     @property
     def vec(self) -> VecForm | None:

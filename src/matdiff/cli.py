@@ -9,7 +9,7 @@ import os
 import sys
 import traceback
 
-from .api import CONVENTIONS, Result, derive
+from .api import CONVENTIONS, LAYOUTS, Result, derive
 from .core.ir import shape_text
 from .errors import MatdiffError
 
@@ -18,7 +18,7 @@ GAUSSIAN_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70
 
-LAYOUT = ("layout: shape(dF/dX) = shape(F) + shape(X); vectors are columns, x' is a row")
+COLUMNS = "vectors are columns, x' is a row"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                          help="1: gradient/Jacobian (default), 2: Hessian")
         sub.add_argument("--symmetric", default="sym", choices=CONVENTIONS,
                          help="convention for a symmetric wrt (default sym = (G + G')/2)")
+        sub.add_argument("--layout", default="shape", choices=LAYOUTS,
+                         help="shape (default): shape(F) + shape(X); numerator: rows follow F, "
+                              "columns X; denominator: the transpose")
+        sub.add_argument("--vec", action="store_true",
+                         help="also show the vec form d vec(F) = J d vec(X) (shown anyway for "
+                              "results with three or more axes)")
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
@@ -71,12 +77,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _derive(args: argparse.Namespace) -> int:
     r = derive(args.expr, args.wrt, declare=args.declare, order=args.order,
-               symmetric=args.symmetric)
+               symmetric=args.symmetric, layout=args.layout)
     error = r.check() if args.check else None
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
     else:
-        print(_report(r, args.format, error))
+        print(_report(r, args.format, error, show_vec=args.vec))
     return 0 if error is None or error < 1e-6 else 1
 
 
@@ -97,14 +103,17 @@ def _label(r: Result) -> str:
     return f"d{f}/d{r.wrt}" if r.order == 1 else f"d2{f}/d{r.wrt}2"
 
 
-def _report(r: Result, fmt: str, error: float | None, show_function: bool = True) -> str:
+def _report(r: Result, fmt: str, error: float | None, show_function: bool = True,
+            show_vec: bool = False) -> str:
     body = r.in_style(fmt)
     short = r.abbreviated("f", fmt)
     lines = []
     if show_function:
         lines.append(f"f = {r.function_in(fmt)}")
     lines.append(f"{_label(r)} = {short or body}")
-    lines.append(f"  shape: {shape_text(r.shape)}   ({LAYOUT})")
+    lines.append(f"  shape: {shape_text(r.shape)}   ({r.layout_note}; {COLUMNS})")
+    if show_vec or (len(r.derivative.shape) > 2 and r.layout == "shape"):
+        lines.append(_vec_line(r, fmt))
     if r.convention_note:
         lines.append(f"  {r.convention_note}")
     if error is not None:
@@ -114,10 +123,23 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     return "\n".join(lines)
 
 
+def _vec_line(r: Result, fmt: str) -> str:
+    f = "f" if not r.function.ndim else "F"
+    if r.vec is None:
+        return f"  vec form: none ({r.vec_reason})"
+    form = r.vec.in_style(fmt)
+    if r.order == 2:
+        return f"  vec form: d2{f} = vec(d{r.wrt})'*H*vec(d{r.wrt}), H = {form}   " \
+               f"({shape_text(r.vec.shape)})"
+    return f"  vec form: d vec({f}) = J d vec({r.wrt}), J = {form}   ({shape_text(r.vec.shape)})"
+
+
 def _as_json(r: Result, error: float | None) -> dict:
     return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
             "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
-            "unicode": r.unicode, "shape": list(r.shape), "convention": r.convention,
+            "unicode": r.unicode, "shape": [str(d) for d in r.shape], "layout": r.layout,
+            "vec": r.vec.text if r.vec else None, "vec_reason": r.vec_reason,
+            "convention": r.convention,
             "convention_note": r.convention_note, "check_max_relative_error": error}
 
 

@@ -71,6 +71,9 @@ def kron_form(d: Expr, nrow: int, ncol: int, raise_matrix) -> object:
 # ----------------------------------------------------------------------------------------------
 
 def _read_term(coef: Fraction, term: Expr, nrow: int, ncol: int) -> _Reading:
+    if term.op == "merge" and term.ndim > 2:
+        raise NoKroneckerForm("the derivative has merged axes of its own (of a kron or vec "
+                              "in the expression), beyond two-factor Kronecker products")
     if term.op == "einsum":
         factors, out = list(zip(term.args, term.data[0])), term.data[1]
     elif term.op == "delta" or term.ndim <= 2:
@@ -85,7 +88,7 @@ def _read_term(coef: Fraction, term: Expr, nrow: int, ncol: int) -> _Reading:
         factors = factors + [(ir.num(coef), ())]
     rows, cols = out[:nrow], out[nrow:]
     components = _components(factors, out)
-    for swap_rows, swap_cols in ((False, False), (False, True), (True, False), (True, True)):
+    for swap_rows, swap_cols in ((False, False), (True, False), (False, True), (True, True)):
         if (swap_rows and nrow < 2) or (swap_cols and ncol < 2):
             continue
         reading = _as_kron(components, rows, cols, swap_rows, swap_cols, term.shape, nrow)

@@ -558,7 +558,7 @@ def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = Fal
         return Power(_index_note(base, labels, raiser, summed),
                      _index_note(exponent, labels if exponent.ndim else (), raiser, summed),
                      False)
-    if PRIMITIVES[e.op].elementwise:  # pow was handled above
+    if e.op in PRIMITIVES and PRIMITIVES[e.op].elementwise:  # pow was handled above
         return Call(e.op, (_index_note(e.args[0], labels, raiser, summed),))
     raise NoMatrixForm
 

@@ -14,6 +14,7 @@ each pair merged column-major, i.e. ``numpy.reshape(D, (rows, cols), order="F")`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.ir import Dim, Expr, dim_product
@@ -44,11 +45,15 @@ class VecForm:
     def unicode(self) -> str:
         return render(self.note, UNICODE)
 
+    def in_style(self, style: str) -> str:
+        """J in "text", "latex" or "unicode"."""
+        return render(self.note, {"text": TEXT, "latex": LATEX, "unicode": UNICODE}[style])
 
-def vec_form(derivative: Expr, notation, nrow: int,
+
+def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
              reading_order: dict[str, int]) -> VecForm | str:
     """The vec form of ``derivative`` (its first ``nrow`` axes belong to F, or to X for a
-    Hessian), or a one-line reason why it has none. ``notation`` is the derivative's own
+    Hessian), or a one-line reason why it has none. ``notation()`` gives the derivative's own
     notation tree (its matrix form where it has one)."""
     ncol = derivative.ndim - nrow
     shape = (dim_product(*derivative.shape[:nrow]), dim_product(*derivative.shape[nrow:]))
@@ -56,6 +61,7 @@ def vec_form(derivative: Expr, notation, nrow: int,
         if nrow + ncol > 2 and nrow:
             return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
                            shape)
+        notation = notation()
         if isinstance(notation, IndexForm):
             return "the derivative has no matrix form"
         if derivative.op == "zero" and derivative.ndim:

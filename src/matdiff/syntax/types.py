@@ -259,11 +259,21 @@ class _Dimensions:
         return dim
 
     def _same_value(self, a: object, b: object) -> bool:
-        """Two fixed values that may stand in one class: equal, or products of the same
-        classes."""
-        if isinstance(a, _Product) and isinstance(b, _Product):
-            return sorted(map(self.find, a.factors)) == sorted(map(self.find, b.factors))
-        return a == b
+        """Two fixed values that may stand in one class: equal, products of the same classes,
+        or products whose factors are known and multiply to the same (3*3 is 9)."""
+        if isinstance(a, _Product) and isinstance(b, _Product) and sorted(
+                map(self.find, a.factors)) == sorted(map(self.find, b.factors)):
+            return True
+        a, b = self._known(a), self._known(b)
+        return a is not None and a == b
+
+    def _known(self, value: object) -> object:
+        """A fixed value, a product resolved to dim_product of its factors' values, or None
+        while a factor is unknown."""
+        if not isinstance(value, _Product):
+            return value
+        factors = [self._known(self.value(f)) for f in value.factors]
+        return None if None in factors else dim_product(*factors)
 
     def find(self, dim: int) -> int:
         while self._parent[dim] != dim:
