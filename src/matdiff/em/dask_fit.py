@@ -60,7 +60,7 @@ class DaskSource:
     def stats(self, p: Params) -> Stats:
         import dask
 
-        parts = [dask.delayed(kernels.accumulate)(block, p, self.shift)
+        parts = [dask.delayed(kernels.accumulate)(block, p, self.shift, 1)
                  for block in self.X.to_delayed().ravel()]
         return dask.compute(_tree_sum(parts))[0]
 

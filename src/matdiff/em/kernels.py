@@ -11,20 +11,23 @@ and BLAS-3 products for everything else: the log-densities (phi @ A, t @ B), and
 statistics the M-step needs, R'*phi and R'*t (R the responsibilities). No per-component loop,
 no inverse: the quadratic forms come from the precision Cholesky factors.
 
-Arrays go through the namespace ``xp`` (NumPy by default): the seam for other backends.
-Statistics are summed in float64 whatever the data's dtype; parameters are float64.
+Blocks are float32 or float64 as the data is; the statistics are summed in float64 and the
+parameters are float64. The seam for other backends (JAX, PyTorch): ``accumulate`` is the only
+function that touches the data, and its inputs and outputs are plain arrays and ``Stats``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import MatdiffError
 
-BLOCK_BYTES = 1 << 20  # a block's feature matrix stays in cache (measured: benchmarks/bench_em)
+BLOCK_BYTES = 2 << 20  # a block's feature matrix stays in cache (measured: benchmarks/bench_em)
 
 
 class FitError(MatdiffError, ValueError):
@@ -60,18 +63,29 @@ class Stats:
 # -- the quadratic form of each covariance type --------------------------------------------
 
 def _triangle(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major upper triangle, the order ``features`` lays out t_i t_j."""
     return np.triu_indices(d)
 
 
-def features(t, kind: str, xp=np):
-    """phi(t) for a block of shifted rows t (B, d)."""
+def features(t, kind: str, out=None):
+    """phi(t) for a block of shifted points as columns, t (d, B): (F, B), in ``out`` if given.
+
+    Columns, not rows: each product below is then one long contiguous loop over the block."""
+    d, n = t.shape
     if kind == "diag":
-        return t * t
+        return np.multiply(t, t, out=out)
     if kind == "spherical":
-        return xp.sum(t * t, axis=1, keepdims=True)
-    d = t.shape[1]
-    # row j of the triangle: t_j * t_j..d, one broadcast product per row of the triangle
-    return xp.concatenate([t[:, j:j + 1] * t[:, j:] for j in range(d)], axis=1)
+        return np.einsum("ib,ib->b", t, t)[None, :]
+    out = np.empty((d * (d + 1) // 2, n), dtype=t.dtype) if out is None else out
+    row = 0
+    for j in range(d):  # the triangle's row j: t_j * t_j..d
+        np.multiply(t[j], t[j:], out=out[row:row + d - j])
+        row += d - j
+    return out
+
+
+def feature_count(d: int, kind: str) -> int:
+    return {"diag": d, "spherical": 1}.get(kind, d * (d + 1) // 2)
 
 
 def quadratic_form(p: Params, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,81 +119,107 @@ def quadratic_form(p: Params, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return A, Pm.T, c
 
 
-def _log_densities(t, A, B, c, kind, xp):
-    phi = features(t, kind, xp)
-    log_p = phi @ A + t @ B + c
-    return phi, log_p
+def _log_normalise(log_p):
+    """Log-sum-exp over the components (axis 0), and the responsibilities it normalises."""
+    top = np.max(log_p, axis=0)
+    r = np.exp(log_p - top)
+    total = np.sum(r, axis=0)
+    r /= total
+    return np.log(total) + top, r
 
 
-def _log_normalise(log_p, xp):
-    """Log-sum-exp over the components, and the responsibilities it normalises."""
-    top = xp.max(log_p, axis=1, keepdims=True)
-    r = xp.exp(log_p - top)
-    total = xp.sum(r, axis=1, keepdims=True)
-    return xp.log(total) + top, r / total
+class _Blocks:
+    """The rows of X in blocks, shifted and transposed into reused buffers (d, B) and phi
+    (F, B): the working set of one block stays in cache."""
+
+    def __init__(self, X, kind: str, shift: np.ndarray):
+        self.X, self.kind = X, kind
+        d = X.shape[1]
+        width = feature_count(d, kind)
+        self.step = max(256, BLOCK_BYTES // (X.dtype.itemsize * width))
+        self.shift = np.asarray(shift, dtype=X.dtype)[:, None]
+        self.t = np.empty((d, self.step), dtype=X.dtype)
+        self.phi = np.empty((width, self.step), dtype=X.dtype)
+
+    def __iter__(self):
+        for start in range(0, self.X.shape[0], self.step):
+            block = self.X[start:start + self.step]
+            n = block.shape[0]
+            t = self.t[:, :n]
+            np.subtract(block.T, self.shift, out=t)
+            phi = self.phi[:, :n] if self.kind in ("full", "tied") else None
+            yield start, n, t, features(t, self.kind, phi)
 
 
-def _block_rows(d: int, width: int, itemsize: int) -> int:
-    return max(64, BLOCK_BYTES // (itemsize * max(width, d)))
+def accumulate(X, p: Params, shift: np.ndarray, threads: int | None = None) -> Stats:
+    """E-step and sufficient statistics of the rows of X, in one pass, block by block.
+
+    With threadpoolctl installed, the rows are split over ``threads`` (default: the CPU
+    count) Python threads, each with a one-thread BLAS: the products here are small, and
+    BLAS's own threads cost more in synchronisation than they gain (measured on 2 cores),
+    while NumPy's elementwise work runs in parallel only this way. Without it, one thread."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return _accumulate(X, p, shift)
+    threads = max(1, min(threads or os.cpu_count() or 1, X.shape[0] // 4096))
+    edges = np.linspace(0, X.shape[0], threads + 1).astype(int)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(lambda k: _accumulate(X[edges[k]:edges[k + 1]], p, shift),
+                              range(threads)))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
-def accumulate(X, p: Params, shift: np.ndarray, xp=np) -> Stats:
-    """E-step and sufficient statistics of the rows of X, in one pass, block by block."""
-    A, B, c = (xp.asarray(a, dtype=X.dtype) for a in quadratic_form(p, shift))
-    shift_x = xp.asarray(shift, dtype=X.dtype)
+def _accumulate(X, p: Params, shift: np.ndarray) -> Stats:
+    A, B, c = (np.asarray(a.T, dtype=X.dtype, order="C") for a in quadratic_form(p, shift))
+    c = c[:, None]
     K, d = p.means.shape
     nk, first = np.zeros(K), np.zeros((K, d))
-    second = np.zeros((1 if p.kind == "tied" else K, A.shape[0]))
+    second = np.zeros((1 if p.kind == "tied" else K, A.shape[1]))
     total = 0.0
-    step = _block_rows(d, A.shape[0], X.dtype.itemsize)
-    for start in range(0, X.shape[0], step):
-        t = X[start:start + step] - shift_x
-        phi, log_p = _log_densities(t, A, B, c, p.kind, xp)
-        log_norm, r = _log_normalise(log_p, xp)
-        total += float(xp.sum(log_norm))
-        nk += _f64(xp.sum(r, axis=0))
-        first += _f64(r.T @ t)
-        second += _f64(xp.sum(phi, axis=0, keepdims=True) if p.kind == "tied" else r.T @ phi)
+    for _, _, t, phi in _Blocks(X, p.kind, shift):
+        log_p = B @ t
+        log_p += A @ phi
+        log_p += c
+        log_norm, r = _log_normalise(log_p)
+        total += float(np.sum(log_norm))
+        nk += np.sum(r, axis=1)
+        first += r @ t.T
+        second += np.sum(phi, axis=1)[None, :] if p.kind == "tied" else r @ phi.T
     return Stats(X.shape[0], total, nk, first, second)
 
 
-def responsibility_stats(X, resp, kind: str, shift: np.ndarray, xp=np) -> Stats:
-    """The statistics for given responsibilities (initialisation), block by block."""
+def responsibility_stats(X, resp: np.ndarray, kind: str, shift: np.ndarray) -> Stats:
+    """The statistics for given responsibilities (the initialisation), block by block."""
     K, d = resp.shape[1], X.shape[1]
-    shift_x = xp.asarray(shift, dtype=X.dtype)
-    nk, first, second = np.zeros(K), np.zeros((K, d)), None
-    step = _block_rows(d, d * (d + 1) // 2, X.dtype.itemsize)
-    for start in range(0, X.shape[0], step):
-        t = X[start:start + step] - shift_x
-        r = xp.asarray(resp[start:start + step], dtype=X.dtype)
-        phi = features(t, kind, xp)
-        part = _f64(xp.sum(phi, axis=0, keepdims=True) if kind == "tied" else r.T @ phi)
-        second = part if second is None else second + part
-        nk += _f64(xp.sum(r, axis=0))
-        first += _f64(r.T @ t)
+    nk, first = np.zeros(K), np.zeros((K, d))
+    second = np.zeros((1 if kind == "tied" else K, feature_count(d, kind)))
+    for start, n, t, phi in _Blocks(X, kind, shift):
+        r = np.asarray(resp[start:start + n].T, dtype=X.dtype)
+        nk += np.sum(r, axis=1)
+        first += r @ t.T
+        second += np.sum(phi, axis=1)[None, :] if kind == "tied" else r @ phi.T
     return Stats(X.shape[0], float("nan"), nk, first, second)
 
 
-def weighted_log_prob(X, p: Params, xp=np):
+def weighted_log_prob(X, p: Params) -> np.ndarray:
     """log(w_k N(x_n | m_k, S_k)), (N, K), blocked like the fit."""
     shift = np.average(p.means, axis=0, weights=p.weights)
-    A, B, c = (xp.asarray(a, dtype=X.dtype) for a in quadratic_form(p, shift))
-    shift_x = xp.asarray(shift, dtype=X.dtype)
-    step = _block_rows(X.shape[1], A.shape[0], X.dtype.itemsize)
-    parts = [_log_densities(X[s:s + step] - shift_x, A, B, c, p.kind, xp)[1]
-             for s in range(0, X.shape[0], step)]
-    return xp.concatenate(parts, axis=0)
+    A, B, c = (np.asarray(a.T, dtype=X.dtype, order="C") for a in quadratic_form(p, shift))
+    out = np.empty((X.shape[0], p.means.shape[0]), dtype=X.dtype)
+    for start, n, t, phi in _Blocks(X, p.kind, shift):
+        out[start:start + n] = (A @ phi + B @ t + c[:, None]).T
+    return out
 
 
-def log_normalise(log_p, xp=np):
-    """(log p(x_n), log responsibilities) from the weighted log-densities."""
-    log_norm, r = _log_normalise(log_p, xp)
-    with np.errstate(divide="ignore"):
-        return log_norm[:, 0], xp.log(r)
-
-
-def _f64(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)
+def log_normalise(log_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log p(x_n), log responsibilities) from the weighted log-densities (N, K)."""
+    top = np.max(log_p, axis=1, keepdims=True)
+    log_norm = np.log(np.sum(np.exp(log_p - top), axis=1, keepdims=True)) + top
+    return log_norm[:, 0], log_p - log_norm
 
 
 # -- the M-step: the updates of updates.py, from the statistics ------------------------------
