@@ -52,7 +52,7 @@ DECLARE = f"A: matrix({M},{N}); B: matrix({P},{Q}); C: matrix({N},{P}); x: vecto
 X_VALUES = dict(A=A, B=B, C=C, x=RNG.standard_normal(N), y=RNG.standard_normal(P))
 
 
-# --- the language: kron, vec, commutation ---------------------------------------------------------
+# --- the language: kron, vec, commutation --------------------------------------------------------
 
 @pytest.mark.parametrize("text, oracle", [
     ("kron(A, B)", lambda v: np.kron(v["A"], v["B"])),
@@ -91,7 +91,7 @@ def test_shapes_are_products_of_dimensions():
     assert matdiff.parse("vec(X)'*W*vec(X)", "X: matrix(3,3); W: matrix(9,9)").ndim == 0
 
 
-# --- derivatives of kron, vec and commutation ------------------------------------------------------
+# --- derivatives of kron, vec and commutation -----------------------------------------------------
 
 @pytest.mark.parametrize("text, wrt, numpy_f", [
     ("vec(X)'*W*vec(X)", "X", lambda X, v: vec(X) @ v["W"] @ vec(X)),
@@ -125,7 +125,7 @@ def test_gradient_through_vec_reads_as_matrices():
     assert r.check() < 1e-8
 
 
-# --- vec forms of derivatives ----------------------------------------------------------------------
+# --- vec forms of derivatives ---------------------------------------------------------------------
 
 def inv(a):
     return np.linalg.inv(a)

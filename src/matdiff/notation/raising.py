@@ -182,9 +182,14 @@ class _Raiser:
             raise NoMatrixForm
         coef = Fraction(1)
         pieces = []
+        pulled, pulled_den = [], []  # scalar factors of array factors: (c*A)*B is c*A*B
         for x, idx in zip(e.args, factor_idx):
             note, c = self.prefer_positive(self.raise_(x))
             coef *= c
+            if idx and isinstance(note, Mono) and note.chain and (note.scalars or note.den):
+                pulled += note.scalars
+                pulled_den += note.den
+                note = _note_of(note.chain)
             pieces.append(_Piece(note, idx, is_symmetric(x)).diagonal())
         fresh = itertools.count(1 + max([i for p in pieces for i in p.idx] + list(out),
                                         default=-1))
@@ -199,12 +204,14 @@ class _Raiser:
                 by_touch.setdefault(touched, []).append(_note_of(m.chain))
         chain = _combine(by_touch, out, self.rank, self.symmetric)
         chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
-        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1:
+        scalars += pulled
+        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1 \
+                and not pulled_den:
             return scalars[0]
         scalars.sort(key=self.rank)
         if coef < 0:
             coef, chain = self._constant_first(coef, chain)
-        return split_den(Mono(coef, tuple(scalars), tuple(chain)))
+        return split_den(Mono(coef, tuple(scalars), tuple(chain), tuple(pulled_den)))
 
     def _constant_first(self, coef: Fraction, chain: list) -> tuple[Fraction, list]:
         """-(f(x) - 1)*A is written (1 - f(x))*A."""
@@ -572,3 +579,12 @@ def _ordered_indices(term: Mono, out_names: tuple) -> Mono:
         return min((first.get(i, len(first)) for i in indices), default=len(first))
 
     return Mono(term.coef, term.scalars, tuple(sorted(term.chain, key=position)), term.den)
+
+
+def raise_index_form(e: Expr, reading_order: dict[str, int] | None = None) -> IndexForm:
+    """Index notation for ``e`` whatever its rank (the third view of a linear map)."""
+    try:
+        return index_form(e, _Raiser(reading_order or {}))
+    except NoMatrixForm:
+        raise MatdiffError("this derivative has no index-notation form matdiff can print yet",
+                           hint="its value is still available through numpy()") from None

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from ..core import ir
 from ..core.ir import Expr, einsum, num
-from .parse import Binary, Call, Name, Node, Num, Size, Transpose, Unary, children, post_order
+from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
 from .types import Decl
 
 
@@ -40,9 +40,7 @@ def variable(decl: Decl) -> Expr:
     return ir.var(decl.name, decl.shape, decl.props)
 
 
-def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Expr | None:
-    if isinstance(node, Size):
-        return None  # read by the call it sizes
+def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Expr:
     if isinstance(node, Num):
         return num(node.value)
     if isinstance(node, Name):
@@ -50,6 +48,8 @@ def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Exp
             return ir.const("pi")
         if node.name == "eye":
             return ir.delta(node.shape[0])
+        if node.name not in variables:  # types.infer read it as a dimension's size
+            return ir.dimsize(node.name)
         return variable(variables[node.name])
     if isinstance(node, Unary):
         return ir.neg(args[0])
@@ -109,13 +109,12 @@ def _elementwise_power(base: Expr, exponent: Expr) -> Expr:
 
 def _call(node: Call, args: list[Expr]) -> Expr:
     fn = node.fn
-    if fn in ("vector", "matrix"):
-        return ir.broadcast(num(node.args[0].value), node.shape)
     if fn == "eye":
         return ir.delta(node.shape[0])
+    if fn in ("vector", "matrix"):
+        return ir.broadcast(num(node.args[0].value), node.shape)
     if fn == "commutation":
-        m, n = (ir.dim_product(*size.factors) for size in node.args)
-        return ir.commutation(m, n)
+        return ir.commutation(*node.sizes)
     if fn == "kron":
         (a, b), (left, right) = args, node.args
         return ir.kron(a, _kron_axes(left, 0), b, _kron_axes(right, 2))

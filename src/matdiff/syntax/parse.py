@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
+from ..core.ir import dim_product
 from ..errors import MatdiffError
 
 if TYPE_CHECKING:
@@ -31,8 +32,10 @@ FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp
              "kron", "commutation")
 CONSTANTS = ("pi", "eye")
 FILLED = ("vector", "matrix")  # vector(c) / matrix(c): filled with the literal c, size from context
-ARITY = {"kron": 2, "commutation": 2}  # the others take one argument
-SIZED = {"eye": 1, "commutation": 2}  # arguments that are dimensions (n, 3, m*n), not values
+# eye(n), vector(c, n), matrix(c, m, n): the size stated, for where nothing around implies it
+SIZE_COUNT = {"eye": 1, "vector": 1, "matrix": 2}
+ARITY = {"kron": 2, "commutation": 2}  # arguments (sizes for commutation); others take one
+# commutation(m, n): K*vec(A) = vec(A') for an m×n matrix A; its arguments are sizes
 
 
 # --- the tree -----------------------------------------------------------------------------------
@@ -58,13 +61,7 @@ class Name(Node):
 class Call(Node):
     fn: str
     args: list[Node] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class Size(Node):
-    """A dimension written as an argument (eye(n), commutation(m, n)): a product of names and
-    whole numbers."""
-    factors: tuple
+    sizes: tuple = ()  # stated dimensions (names or ints) of eye / vector / matrix; not children
 
 
 @dataclass(eq=False)
@@ -135,22 +132,32 @@ class _BuildTree(Transformer):
 
     def call(self, fn: Token, args: list[Node] | None) -> Call:
         args = args or []
-        if fn in SIZED:
-            if len(args) != SIZED[fn]:
-                sizes = "a dimension" if SIZED[fn] == 1 else f"{SIZED[fn]} dimensions"
-                raise MatdiffError(f"{fn} takes {sizes}, not {len(args)} arguments",
-                                   column=_column(fn), hint=f"as in {_SIZED_EXAMPLE[fn]}")
-            return Call(pos=_column(fn), fn=str(fn), args=[_size(fn, a) for a in args])
+        if fn == "eye":
+            if len(args) != 1:
+                raise MatdiffError(f"eye takes one size, not {len(args)}", column=_column(fn),
+                                   hint="write eye(n), or eye alone where the size is implied")
+            return Call(pos=_column(fn), fn="eye", sizes=_sizes(args))
+        if fn == "commutation":
+            if len(args) != 2:
+                raise MatdiffError(f"commutation takes two sizes, not {len(args)}",
+                                   column=_column(fn), hint="write commutation(m, n) for the "
+                                   "matrix K with K*vec(A) = vec(A') for an m×n matrix A")
+            return Call(pos=_column(fn), fn="commutation", sizes=_sizes(args))
         if fn in CONSTANTS:
-            raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn),
-                               hint="its size comes from the expression around it")
+            raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn))
         if fn not in FUNCTIONS:
             raise MatdiffError(f"unknown function '{fn}'", column=_column(fn),
                                hint="known functions: " + ", ".join(FUNCTIONS))
-        arity = ARITY.get(str(fn), 1)
-        if len(args) != arity:
-            words = "one argument" if arity == 1 else f"{arity} arguments"
-            raise MatdiffError(f"{fn} takes {words}, not {len(args)}", column=_column(fn))
+        if fn in FILLED and len(args) == 1 + SIZE_COUNT[fn]:
+            return Call(pos=_column(fn), fn=str(fn), args=[_literal_fill_value(fn, args[0])],
+                        sizes=_sizes(args[1:]))
+        if fn == "kron" and len(args) != 2:
+            raise MatdiffError(f"kron takes two arguments, not {len(args)}", column=_column(fn))
+        if len(args) != 1 and fn != "kron":
+            sized = (f" (or {fn}(c, {', '.join('mn'[:SIZE_COUNT[fn]])}) with its size)"
+                     if fn in FILLED else "")
+            raise MatdiffError(f"{fn} takes one argument{sized}, not {len(args)}",
+                               column=_column(fn))
         if fn in FILLED:
             args = [_literal_fill_value(fn, args[0])]
         return Call(pos=_column(fn), fn=str(fn), args=args)
@@ -168,21 +175,21 @@ class _BuildTree(Transformer):
         return Binary(pos=_column(op), op=str(op), left=left, right=right)
 
 
-_SIZED_EXAMPLE = {"eye": "eye(n) or eye(m*n)", "commutation": "commutation(m, n)"}
-
-
-def _size(fn: str, arg: Node) -> Size:
-    """A dimension argument: a name, a whole number or a product of them."""
-    if isinstance(arg, Name) and arg.name not in CONSTANTS:
-        return Size(pos=arg.pos, factors=(arg.name,))
-    if isinstance(arg, Num) and arg.value.denominator == 1 and arg.value > 0:
-        return Size(pos=arg.pos, factors=(int(arg.value),))
-    if isinstance(arg, Binary) and arg.op == "*":
-        return Size(pos=arg.left.pos, factors=_size(fn, arg.left).factors
-                    + _size(fn, arg.right).factors)
-    raise MatdiffError(f"the arguments of {fn} are dimensions: names, whole numbers or "
-                       "products such as m*n", column=arg.pos,
-                       hint=f"as in {_SIZED_EXAMPLE[fn]}")
+def _sizes(args: list[Node]) -> tuple:
+    """Dimension names or positive integers, as in eye(n) or matrix(0, 2, k), or products of
+    them, as in eye(m*n)."""
+    sizes = []
+    for arg in args:
+        if isinstance(arg, Name) and arg.name not in CONSTANTS:
+            sizes.append(arg.name)
+        elif isinstance(arg, Num) and arg.value.denominator == 1 and arg.value > 0:
+            sizes.append(int(arg.value))
+        elif isinstance(arg, Binary) and arg.op == "*":
+            sizes.append(dim_product(*_sizes([arg.left]), *_sizes([arg.right])))
+        else:
+            raise MatdiffError("a size is a dimension name or a positive whole number",
+                               column=arg.pos, hint="as in eye(n) or vector(1, 3)")
+    return tuple(sizes)
 
 
 def _literal_fill_value(fn: str, arg: Node) -> Num:
@@ -328,10 +335,9 @@ def _text_and_level(node: Node) -> tuple[str, int]:
         return _number_text(node.value), _UNARY if node.value < 0 else _ATOM
     if isinstance(node, Name):
         return node.name, _ATOM
-    if isinstance(node, Size):
-        return "*".join(str(f) for f in node.factors), _PRODUCT
     if isinstance(node, Call):
-        return f"{node.fn}({', '.join(to_text(arg) for arg in node.args)})", _ATOM
+        parts = [to_text(arg) for arg in node.args] + [str(size) for size in node.sizes]
+        return f"{node.fn}({', '.join(parts)})", _ATOM
     if isinstance(node, Unary):
         return "-" + _operand(node.arg, _UNARY), _UNARY
     if isinstance(node, Transpose):
