@@ -23,13 +23,14 @@ from .notation.tree import IndexForm, Sym
 from .numeric.check import verify, verify_directional
 from .numeric.codegen import compile_numpy
 from .syntax.lower import lower
-from .syntax.parse import parse_typed
+from .syntax.parse import CONSTANTS, FUNCTIONS, parse_typed
 from .syntax.types import Decl, declaration_text, parse_declarations, with_stated_sizes
 
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
 MAX_IR_NODES = 50_000
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
+RESERVED = frozenset(FUNCTIONS + CONSTANTS)
 
 CONVENTION_NOTES = {
     "sym": "{x} is symmetric: this is the gradient on symmetric matrices, sym(G) = (G + G')/2 "
@@ -169,6 +170,15 @@ class Result:
             return None
         whole = raise_expr(self.function, self.reading_order)
         short = abbreviate(self.notation, whole, symbol)
+        return None if short is None else render(short, STYLES[style])
+
+    def differential_abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
+        """The differential with the (scalar) expression written as ``symbol`` where it is a
+        factor (``f*(((x - m)'*inv(S)*dx)^2 - dx'*inv(S)*dx)``); None where it is not."""
+        if self.function.ndim or isinstance(self.differential.notation, IndexForm):
+            return None
+        whole = raise_expr(self.function, self.reading_order)
+        short = abbreviate(self.differential.notation, whole, symbol)
         return None if short is None else render(short, STYLES[style])
 
     @property
@@ -369,7 +379,7 @@ def _wrts(wrt: str | tuple[str, ...], order: object, direction: str | None) -> t
 
 def _direction(name: str, x: Expr, variables: dict[str, Decl], source: str) -> Expr:
     """The direction V: an existing variable of x's shape, or a new one in x's space."""
-    if not isinstance(name, str) or not name.isidentifier():
+    if not isinstance(name, str) or not name.isidentifier() or name in RESERVED:
         raise MatdiffError(f"direction must be a variable name, not {name!r}")
     decl = variables.get(name)
     if decl is None:
