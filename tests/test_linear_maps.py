@@ -111,6 +111,11 @@ def test_textbook_differentials(expr, wrt, order, declare, textbook):
                    matdiff.evaluate(textbook, declare, **values)) < 1e-10, printed
 
 
+def test_gaussian_second_differential_names_the_density():
+    r = matdiff.derive(GAUSS, "x", declare=GAUSS_DECLARE, order=2)
+    assert r.differential_abbreviated("f") == "f*(((x - m)'*inv(S)*dx)^2 - dx'*inv(S)*dx)"
+
+
 @pytest.mark.parametrize("expr, wrt, text", [
     ("inv(X)", "X", "-inv(X)*dX*inv(X)"),
     ("A*X*B", "X", "A*dX*B"),
@@ -342,6 +347,7 @@ def test_higher_orders_respect_the_size_limit(monkeypatch):
     (dict(wrt=("x", "A"), direction="v"), "a direction needs a single wrt"),
     (dict(wrt=[]), "wrt must be a variable name"),
     (dict(wrt="x", direction="x"), "direction x is the variable itself"),
+    (dict(wrt="x", direction="pi"), "direction must be a variable name"),
 ])
 def test_bad_orders_and_directions(kwargs, message):
     with pytest.raises(matdiff.MatdiffError, match=message):

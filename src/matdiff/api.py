@@ -14,17 +14,17 @@ from .core.differentiate import NotDifferentiable, derivative
 from .core.ir import PRIMITIVES, Dim, Expr
 from .core.simplify import simplify
 from .errors import MatdiffError
-from .notation.differential import apply_to
+from .notation.differential import applied_note
 from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
 from .notation.raising import raise_expr, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
-from .notation.tree import IndexForm
+from .notation.tree import IndexForm, Sym
 from .notation.vecform import VecForm, transposed, vec_form
 from .numeric.check import verify, verify_directional
 from .numeric.codegen import compile_numpy
 from .syntax.lower import lower
-from .syntax.parse import parse_typed
+from .syntax.parse import CONSTANTS, FUNCTIONS, parse_typed
 from .syntax.types import Decl, declaration_text, parse_declarations, with_stated_sizes
 
 CONVENTIONS = ("sym", "full", "cookbook")
@@ -39,6 +39,7 @@ LAYOUT_NOTES = {
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
 MAX_IR_NODES = 50_000
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
+RESERVED = frozenset(FUNCTIONS + CONSTANTS)
 
 CONVENTION_NOTES = {
     "sym": "{x} is symmetric: this is the gradient on symmetric matrices, sym(G) = (G + G')/2 "
@@ -59,10 +60,15 @@ class Form:
     expr: Expr                      # its IR
     variables: dict[str, Decl]      # the expression's variables and the directions
     reading_order: dict[str, int]
+    fallback: Callable[[], object] | None = field(default=None, repr=False)  # a notation of
+    #                                 the same value, for where expr raises to index notation
 
     @cached_property
     def notation(self):
-        return raise_expr(self.expr, self.reading_order)
+        note = raise_expr(self.expr, self.reading_order)
+        if isinstance(note, IndexForm) and self.fallback is not None:
+            return self.fallback() or note
+        return note
 
     @property
     def text(self) -> str:
@@ -199,7 +205,19 @@ class Result:
         """dF in the direction dX (d2f in dX twice for order 2, dx and dS for mixed): the
         derivative contracted with the directions over the variables' axes."""
         return Form(self.differential_expr, {**self.variables, **self.directions},
-                    self.reading_order)
+                    self.reading_order, self._applied_derivative)
+
+    def _applied_derivative(self):
+        """The derivative's matrix notation applied to the directions (G'*dx, tr(G'*dX)), for
+        where the contraction's own index graph has no matrix form."""
+        if self.direction is not None or self.convention == "cookbook" or \
+                isinstance(self.notation, IndexForm):
+            return None
+        names = list(self.directions) or [f"d{w}" for w in self.wrts]
+        if len(names) == 1 and self.order > 1:
+            names = names * self.order
+        blocks = [(Sym(n), len(self.variables[w].shape)) for n, w in zip(names, self.wrts)]
+        return applied_note(self.notation, blocks, self.function.ndim)
 
     @property
     def declaration(self) -> str:
@@ -240,6 +258,15 @@ class Result:
             return None
         whole = raise_expr(self.function, self.reading_order)
         short = abbreviate(self.notation, whole, symbol)
+        return None if short is None else render(short, STYLES[style])
+
+    def differential_abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
+        """The differential with the (scalar) expression written as ``symbol`` where it is a
+        factor (``f*(((x - m)'*inv(S)*dx)^2 - dx'*inv(S)*dx)``); None where it is not."""
+        if self.function.ndim or isinstance(self.differential.notation, IndexForm):
+            return None
+        whole = raise_expr(self.function, self.reading_order)
+        short = abbreviate(self.differential.notation, whole, symbol)
         return None if short is None else render(short, STYLES[style])
 
     @property
@@ -396,9 +423,6 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     if order >= 2 and "cookbook" in conventions.values():
         raise MatdiffError("the cookbook convention is defined for gradients only",
                            hint="use symmetric='sym' or 'full' for a Hessian")
-    derivatives = [f]
-    for w in wrts:
-        derivatives.append(_differentiate(derivatives[-1], xs[w], expr))
     declared = {w: ir.var(w, variables[w].shape, variables[w].props) for w in xs}
     restore = {xs[w]: declared[w] for w in xs}
     taken = set(variables)
@@ -412,38 +436,47 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
         for w in wrts:
             directions.append(direction_variable(declared[w],
                                                  taken | {d.data[0] for d in directions}))
-    lead = f.ndim
-    blocks = [xs[w].ndim for w in wrts]
+    differentiated: list[tuple[Expr, str]] = []  # what was differentiated by what (for notes)
 
-    def with_conventions(d: Expr, block_variables: list[str], first: int) -> Expr:
-        start = first
-        for w, k in zip(block_variables, (xs[b].ndim for b in block_variables)):
+    def d(e: Expr, w: str, along: Expr | None = None) -> Expr:
+        differentiated.append((e, w))
+        return _differentiate(e, xs[w], expr, along)
+
+    # the differential: the rules applied to the directions (forward mode), of F's shape
+    differentials = [f]
+    for w, v_ in zip(wrts, directions):
+        differentials.append(d(differentials[-1], w, v_))
+    lead = f.ndim
+
+    def with_conventions(e: Expr, block_variables: tuple[str, ...]) -> Expr:
+        start = lead
+        for w in block_variables:
             if conventions[w] is not None:
-                d = _convention(d, conventions[w], start)
-            start += k
-        return d
+                e = _convention(e, conventions[w], start)
+            start += xs[w].ndim
+        return e
 
     if direction is None:
-        result = with_conventions(derivatives[-1], list(wrts), lead)
-        first = with_conventions(derivatives[-2], list(wrts[:-1]), lead)
-    else:   # the derivative applied to V in every block but the first (order 1: that one too)
-        k = order - 1 if order > 1 else 1
-        result = apply_to(derivatives[-1], lead + (blocks[0] if order > 1 else 0), [v] * k)
-        first = derivatives[-2]
-        if order > 1:
-            result = with_conventions(result, [wrts[0]], lead)
-            first = apply_to(first, lead + blocks[0], [v] * (order - 2)) if order > 2 else first
-            first = with_conventions(first, [wrts[0]], lead)
+        derivatives = [f]
+        for w in wrts:
+            derivatives.append(d(derivatives[-1], w))
+        result = with_conventions(derivatives[-1], wrts)
+        first = with_conventions(derivatives[-2], wrts[:-1])
+    elif order == 1:    # dF[V]
+        result, first = differentials[-1], f
+    else:               # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
+        result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
+        first = f if order == 2 else differentials[-3]
+        first = with_conventions(d(first, wrts[0]), wrts[:1])
     result = simplify(ir.substitute(result, restore))
     _check_size(result)
-    differential = simplify(ir.substitute(apply_to(derivatives[-1], lead, directions), restore))
-    _check_size(differential)
+    differential = simplify(ir.substitute(differentials[-1], restore))
     first = simplify(ir.substitute(first, restore))
-    dirs = {d.data[0]: Decl(d.data[0], d.shape, d.data[1]) for d in directions
-            if d.data[0] not in variables}
+    dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
+            if v_.data[0] not in variables}
     r = Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
                result, f, variables, first, wrts, direction, differential, dirs,
-               _notes(derivatives[:-1], wrts), layout)
+               _notes(differentiated), layout)
     if layout != "shape":
         if r._row_axes is None:
             raise MatdiffError("layouts apply to first and second derivatives without a "
@@ -471,7 +504,7 @@ def _wrts(wrt: str | tuple[str, ...], order: object, direction: str | None) -> t
 
 def _direction(name: str, x: Expr, variables: dict[str, Decl], source: str) -> Expr:
     """The direction V: an existing variable of x's shape, or a new one in x's space."""
-    if not isinstance(name, str) or not name.isidentifier():
+    if not isinstance(name, str) or not name.isidentifier() or name in RESERVED:
         raise MatdiffError(f"direction must be a variable name, not {name!r}")
     decl = variables.get(name)
     if decl is None:
@@ -484,11 +517,11 @@ def _direction(name: str, x: Expr, variables: dict[str, Decl], source: str) -> E
     return ir.var(name, decl.shape, decl.props)
 
 
-def _notes(differentiated: list[Expr], wrts: tuple[str, ...]) -> tuple[str, ...]:
+def _notes(differentiated: list[tuple[Expr, str]]) -> tuple[str, ...]:
     """What the derivatives assume: a primitive with a note (sign: derivative 0 where it exists)
     met on the way to a variable."""
     notes = []
-    for e, w in zip(differentiated, wrts):
+    for e, w in differentiated:
         for node in ir.topological(e):
             note = PRIMITIVES[node.op].note if node.op in PRIMITIVES else None
             if note and ir.depends_on(node, w) and note not in notes:
@@ -503,9 +536,9 @@ def _convention_of(decl: Decl, symmetric: str) -> str | None:
     return "diagonal" if "diagonal" in structured and symmetric != "full" else symmetric
 
 
-def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
+def _differentiate(f: Expr, x: Expr, source: str, direction: Expr | None = None) -> Expr:
     try:
-        d = simplify(derivative(f, x))
+        d = simplify(derivative(f, x, direction))
     except NotDifferentiable as err:
         raise err.at_call(err.function, source) from None
     _check_size(d)

@@ -133,8 +133,8 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     else:
         lines.append(f"{_label(r)} = {short or body}")
         if show_function and r.direction is None:
-            lines.append(f"  differential: {_differential_label(r, fmt)} = "
-                         f"{r.differential.in_style(fmt)}")
+            differential = r.differential_abbreviated("f", fmt) or r.differential.in_style(fmt)
+            lines.append(f"  differential: {_differential_label(r, fmt)} = {differential}")
         if show_vec:
             lines.append(_vec_line(r, fmt))
     lines.append(f"  shape: {shape_text(r.shape)}   ({r.layout_note}; {COLUMNS})")

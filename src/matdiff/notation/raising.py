@@ -208,6 +208,7 @@ class _Raiser:
         if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1 \
                 and not pulled_den:
             return scalars[0]
+        scalars = _scalar_powers(scalars)
         scalars.sort(key=self.rank)
         if coef < 0:
             coef, chain = self._constant_first(coef, chain)
@@ -226,6 +227,14 @@ class _Raiser:
                     flipped = Call("diag", (flipped,)) if in_diag else flipped
                     return -coef, chain[:n] + [flipped] + chain[n + 1:]
         return coef, chain
+
+
+def _scalar_powers(scalars: list) -> list:
+    """Equal scalar factors as one power: (u'*v)*(u'*v) is (u'*v)^2."""
+    counts: dict = {}
+    for f in scalars:
+        counts[f] = counts.get(f, 0) + 1
+    return [f if n == 1 else Power(f, Num(Fraction(n)), False) for f, n in counts.items()]
 
 
 def _note_of(chain: tuple):
@@ -502,6 +511,10 @@ def _scalar_chain(factors: list[tuple]):
         return Call("sum", (v,))
     if v == ONES and not middle:
         return Call("sum", (u,))
+    if u == v == ONES and len(middle) == 1:
+        # sum(M), not vector(1)'*M*vector(1): the ones of two sizes would read as one, and a
+        # sum of such terms would share them as if M and M' had one shape
+        return Call("sum", (middle[0][0],))
     return Mono(Fraction(1), (), tuple([transpose(u)] + [f for f, _ in middle] + [v]))
 
 
