@@ -23,7 +23,7 @@ What fits none of these has no Kronecker form: :class:`NoKroneckerForm` says why
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from ..core import ir
@@ -62,6 +62,9 @@ def kron_form(d: Expr, nrow: int, ncol: int, raise_matrix) -> object:
     terms = list(zip(d.data, d.args)) if d.op == "sum" else [(Fraction(1), d)]
     readings = [_read_term(c, t, nrow, ncol) for c, t in terms]
     groups = _grouped(readings)
+    if not groups:
+        raise NoKroneckerForm("the derivative is zero, and the notation cannot state the size "
+                              "of a zero matrix yet")
     notes = [_note(r, raise_matrix, d.shape[:nrow], d.shape[nrow:]) for r in groups]
     return notes[0] if len(notes) == 1 else Sum(tuple(notes))
 
@@ -220,23 +223,24 @@ def _as_outer(components, rows, cols) -> _Reading | None:
 
 def _grouped(readings: list[_Reading]) -> list[_Reading]:
     """Terms that differ only in the fast operand are one term with the operands summed; then
-    the same for the slow operand."""
-    by_rest: dict[tuple, list[Expr]] = {}
+    the same for the slow operand. Operands that sum to zero drop out."""
+    by_fast = _summed(readings, "fast", lambda r: (r.kind, r.left, r.k_rows, r.slow,
+                                                   r.slow_row, r.k_cols, r.right))
+    krons = [r for r in by_fast if r.kind == "kron"]
+    return _summed(krons, "slow", lambda r: (r.left, r.k_rows, r.slow_row, r.fast, r.k_cols,
+                                             r.right)) + [r for r in by_fast if r.kind != "kron"]
+
+
+def _summed(readings: list[_Reading], part: str, key) -> list[_Reading]:
+    groups: dict[tuple, list[_Reading]] = {}
     for r in readings:
-        by_rest.setdefault((r.kind, r.left, r.k_rows, r.slow, r.slow_row, r.k_cols, r.right),
-                           []).append(r.fast)
-    summed = [_Reading(k, left, kr, s, sr, _total(fasts), kc, right)
-              for (k, left, kr, s, sr, kc, right), fasts in by_rest.items()]
-    by_fast: dict[tuple, list[Expr | None]] = {}
-    for r in summed:
-        if r.kind != "kron":
-            by_fast.setdefault((r.kind, r.left, r.k_rows, None, r.slow_row, r.fast, r.k_cols,
-                                r.right, id(r)), []).append(r.slow)
-            continue
-        by_fast.setdefault((r.kind, r.left, r.k_rows, None, r.slow_row, r.fast, r.k_cols,
-                            r.right, None), []).append(r.slow)
-    return [_Reading(k, left, kr, _total(slows) if k == "kron" else slows[0], sr, f, kc, right)
-            for (k, left, kr, _, sr, f, kc, right, _), slows in by_fast.items()]
+        groups.setdefault(key(r), []).append(r)
+    out = []
+    for members in groups.values():
+        total = _total([getattr(m, part) for m in members])
+        if total.op != "zero":
+            out.append(replace(members[0], **{part: total}))
+    return out
 
 
 def _total(parts: list[Expr]) -> Expr:
