@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return _example()
+        if args.command == "em":
+            from .em.demo import run  # the estimator stack loads only for this command
+            return run(args.out, args.seed)
         return _derive(args)
     except MatdiffError as err:
         print(f"matdiff: error: {err}", file=sys.stderr)
@@ -70,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
+    em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
+                             description="Gaussian mixtures fitted by EM")
+    em_commands = em.add_subparsers(dest="em_command", required=True)
+    demo = em_commands.add_parser("demo", help="derive the M-step, fit a 2-D mixture, plot it",
+                                  description="derive and print the M-step updates, fit a 2-D "
+                                              "mixture with a progress bar, save a plot")
+    demo.add_argument("--out", default="em-demo.png",
+                      help="where to save the plot (needs matplotlib; default em-demo.png)")
+    demo.add_argument("--no-plot", dest="out", action="store_const", const=None)
+    demo.add_argument("--seed", type=int, default=0)
     return parser
 
 
