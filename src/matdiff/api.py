@@ -9,24 +9,25 @@ from functools import cached_property
 
 import numpy as np
 
+from . import limits as budget
 from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
 from .core.ir import Dim, Expr
 from .core.simplify import simplify
 from .errors import MatdiffError
+from .limits import Limits
 from .notation.factor import abbreviate
 from .notation.raising import raise_expr
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm
-from .numeric.check import verify
+from .numeric.check import Verdict, verify
 from .numeric.codegen import compile_numpy
 from .syntax.lower import lower
-from .syntax.parse import parse_typed
-from .syntax.types import Decl
+from .syntax.parse import parse_text
+from .syntax.types import Decl, infer, parse_declarations
 
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
-MAX_IR_NODES = 50_000
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
 
 CONVENTION_NOTES = {
@@ -54,6 +55,8 @@ class Result:
     variables: dict[str, Decl]
     _first: Expr | None = field(default=None, repr=False)  # the gradient, as Hessian checks
     #                                                       evaluate it
+    declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
+    limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
 
     @property
     def shape(self) -> tuple[Dim, ...]:
@@ -62,7 +65,8 @@ class Result:
 
     @cached_property
     def notation(self):
-        return raise_expr(self.derivative, self.reading_order)
+        with budget.request(self.limits):
+            return raise_expr(self.derivative, self.reading_order)
 
     @property
     def reading_order(self) -> dict[str, int]:
@@ -75,16 +79,18 @@ class Result:
 
     def function_in(self, style: str) -> str:
         """The expression itself in "text", "latex" or "unicode"."""
-        return render(raise_expr(self.function, self.reading_order), STYLES[style])
+        with budget.request(self.limits):
+            return render(raise_expr(self.function, self.reading_order), _style(style))
 
     def abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
         """The derivative with the (scalar) expression itself written as ``symbol``, where it
         appears as a factor (``1/2*f*(...)``); None where it does not."""
         if self.function.ndim or self.is_index_notation:
             return None
-        whole = raise_expr(self.function, self.reading_order)
-        short = abbreviate(self.notation, whole, symbol)
-        return None if short is None else render(short, STYLES[style])
+        with budget.request(self.limits):
+            whole = raise_expr(self.function, self.reading_order)
+            short = abbreviate(self.notation, whole, symbol)
+            return None if short is None else render(short, _style(style))
 
     @property
     def text(self) -> str:
@@ -101,7 +107,8 @@ class Result:
 
     def in_style(self, style: str) -> str:
         """The derivative in "text", "latex" or "unicode"."""
-        return render(self.notation, STYLES[style])
+        with budget.request(self.limits):
+            return render(self.notation, _style(style))
 
     @property
     def is_index_notation(self) -> bool:
@@ -116,47 +123,97 @@ class Result:
         return CONVENTION_NOTES[self.convention].format(x=self.wrt, structure=structure)
 
     def numpy(self) -> Callable[..., np.ndarray]:
-        """callable(**arrays) -> the derivative's value (vectors are 1-D arrays)."""
-        return compile_numpy(self.derivative, self._shapes)
+        """callable(**arrays) -> the derivative's value (vectors are 1-D arrays).
 
-    def check(self, trials: int = 3, seed: int = 0) -> float:
-        """Max relative error against central finite differences at random valid points."""
+        Values are checked against the declarations: a wrong shape, a missing or unknown
+        name, a non-finite or non-numeric value, or an array that breaks a declared property
+        (a non-symmetric array for a symmetric variable, say) is a MatdiffError; arrays are
+        never silently symmetrised.
+        """
+        with budget.request(self.limits):
+            return compile_numpy(self.derivative, self._shapes, self._props, self.declared,
+                                 self.limits)
+
+    def check(self, trials: int = 3, seed: int = 0) -> Verdict:
+        """Max relative error against central finite differences at random valid points: a
+        float that also says ``.verdict``, "ok", "mismatch" or "inconclusive" (judged by the
+        differences' own error estimate)."""
+        if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 100:
+            raise MatdiffError(f"trials must be a whole number from 1 to 100, not {trials!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise MatdiffError(f"seed must be a whole number >= 0, not {seed!r}")
         mode = self.convention or "full"
-        if self.order == 1:
-            f = compile_numpy(self.function, self._shapes)
-        else:
-            f = compile_numpy(self._first, self._shapes)
-        props = {name: d.props for name, d in self.variables.items()}
-        return verify(f, self.numpy(), self._shapes, props, self.wrt, mode, trials, seed)
+        with budget.request(self.limits):
+            f = compile_numpy(self.function if self.order == 1 else self._first, self._shapes,
+                              limits=self.limits)
+            df = compile_numpy(self.derivative, self._shapes, limits=self.limits)
+            return verify(f, df, self._shapes, self._props, self.wrt, mode, trials, seed)
+
+    @property
+    def _props(self) -> dict[str, frozenset[str]]:
+        return {name: d.props for name, d in self.variables.items()}
 
     @property
     def _shapes(self) -> dict[str, tuple[Dim, ...]]:
         return {name: d.shape for name, d in self.variables.items()}
 
 
-def parse(text: str, declare: str | dict | None = None) -> Expr:
+def _style(style: object):
+    if not isinstance(style, str) or style not in STYLES:
+        raise MatdiffError(f"unknown style {style!r}", hint="use one of " + ", ".join(STYLES))
+    return STYLES[style]
+
+
+def _text_argument(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise MatdiffError(f"{what} must be text (str), not {type(value).__name__}")
+    return value
+
+
+def _typed(text: object, declare: object) -> tuple:
+    """The parsed tree, the variables it uses and the names declared."""
+    text = _text_argument(text, "the expression")
+    if declare is not None and not isinstance(declare, (str, dict)):
+        raise MatdiffError(f"declare must be text or a dict, not {type(declare).__name__}")
+    root = parse_text(text)
+    decls = parse_declarations(declare)
+    return root, infer(root, decls, text), frozenset(decls)
+
+
+def parse(text: str, declare: str | dict | None = None, *,
+          limits: Limits | dict | None = None) -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
     same node)."""
-    root, variables = parse_typed(text, declare)
-    return simplify(lower(root, variables))
+    with budget.request(limits):
+        root, variables, _ = _typed(text, declare)
+        return simplify(lower(root, variables))
 
 
 def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int = 1,
-           symmetric: str = "sym") -> Result:
+           symmetric: str = "sym", limits: Limits | dict | None = None) -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar.
     For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym" (default), "full" or
-    "cookbook".
+    "cookbook". ``limits`` overrides :class:`matdiff.Limits` for this call and its result.
     """
-    if order not in (1, 2):
-        raise MatdiffError(f"order must be 1 or 2, not {order!r}")
-    if symmetric not in CONVENTIONS:
+    with budget.request(limits):
+        return _derive(expr, wrt, declare, order, symmetric, limits)
+
+
+def _derive(expr: object, wrt: object, declare: object, order: object, symmetric: object,
+            limits: Limits | dict | None) -> Result:
+    if isinstance(order, bool) or not isinstance(order, int) or order not in (1, 2):
+        raise MatdiffError(f"order must be 1 or 2 (an int), not {order!r}")
+    if not isinstance(symmetric, str) or symmetric not in CONVENTIONS:
         raise MatdiffError(f"unknown symmetric convention {symmetric!r}",
                            hint="use one of " + ", ".join(CONVENTIONS))
-    root, variables = parse_typed(expr, declare)
+    wrt = _text_argument(wrt, "wrt (the variable's name)")
+    root, variables, declared = _typed(expr, declare)
     if wrt not in variables:
-        used = ", ".join(variables) or "no variables"
+        shown = list(variables)[:10]
+        used = ", ".join(shown) + (f" and {len(variables) - 10} more" if len(variables) > 10
+                                   else "") if variables else "no variables"
         raise MatdiffError(f"cannot differentiate with respect to {wrt!r}: the expression "
                            f"uses {used}", hint="pass one of them as wrt")
     decl = variables[wrt]
@@ -186,7 +243,7 @@ def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int
         first = _convention(first, convention, f.ndim, 1)
     result = simplify(ir.substitute(result, restore))
     _check_size(result)
-    return Result(expr, wrt, order, convention, result, f, variables, first)
+    return Result(expr, wrt, order, convention, result, f, variables, first, declared, limits)
 
 
 def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
@@ -199,9 +256,7 @@ def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
 
 
 def _check_size(e: Expr) -> None:
-    if ir.size(e) > MAX_IR_NODES:
-        raise MatdiffError(f"the derivative has more than {MAX_IR_NODES} distinct parts, too "
-                           "large to simplify and print", hint="split the expression")
+    budget.check("ir_nodes", ir.size(e), "the derivative's number of distinct parts")
 
 
 def _convention(d: Expr, convention: str, lead: int, order: int) -> Expr:

@@ -24,6 +24,7 @@ Primitives (their facts, derivative and numerics stand together in ``PRIMITIVES`
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,10 +36,15 @@ Index = int
 
 
 class Expr:
-    """An interned node: ``Expr(op, args, data, shape)`` returns the one node with those fields."""
+    """An interned node: ``Expr(op, args, data, shape)`` returns the one node with those fields.
 
-    __slots__ = ("op", "args", "data", "shape", "cache")
-    _interned: dict[tuple, Expr] = {}
+    The table holds nodes weakly: a node lives as long as something (a result, a parent, a
+    cache) refers to it, and while it lives every construction of its fields returns it, so
+    ``is`` stays equality; a long-running process does not keep every node it ever built.
+    """
+
+    __slots__ = ("op", "args", "data", "shape", "cache", "__weakref__")
+    _interned: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
 
     op: str
     args: tuple[Expr, ...]
