@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Callable
 from fractions import Fraction
 
+from .. import limits as budget
 from .ir import (
     PRIMITIVES,
     Dim,
@@ -51,6 +52,8 @@ from .ir import (
 def simplify(root: Expr) -> Expr:
     """The canonical simplified form of ``root`` (memoised on the nodes themselves)."""
     for node in topological(root):  # bottom up, so the recursion below stays shallow
+        if "simplified" not in node.cache:
+            budget.check_time("simplifying")
         _simplified(node)
     return _simplified(root)
 
@@ -338,6 +341,7 @@ def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
     for count, arrangement in enumerate(arrangements):
         if count >= MAX_ARRANGEMENTS:
             break
+        budget.check_time("simplifying")
         seq = [f for g in arrangement for f in g]
         flip_options = [(False, True) if sym else (False,)
                         for sym in (is_symmetric(x) and x.ndim == 2 for x, _ in seq)]

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
+from .. import limits as budget
 from ..errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
 from .tree import (
@@ -83,6 +84,7 @@ class _Raiser:
     def raise_(self, e: Expr):
         done = self.memo.get(e)
         if done is None:
+            budget.check_time("writing the result in matrix notation")
             done = self.memo[e] = self._raise(e)
             if is_symmetric(e):
                 self.symmetric.add(done)
@@ -500,7 +502,7 @@ def index_form(e: Expr, raiser: _Raiser) -> IndexForm:
     """``D[i, j, ...] = ...``: entry by entry, with matrix notation for the parts that have
     it (``inv(X)[i,k]``) and indices summed where they repeat."""
     out_names = tuple(OUT_NAMES[: e.ndim])
-    summed = iter(list(SUM_NAMES) + [f"s{n}" for n in range(10_000)])
+    summed = itertools.chain(SUM_NAMES, (f"s{n}" for n in itertools.count()))
     note = _index_note(e, out_names, raiser, summed, top=True)
     terms = note.terms if isinstance(note, Sum) else (mono(note, False),)
     return IndexForm(out_names, tuple(_ordered_indices(t, out_names) for t in terms))

@@ -115,12 +115,7 @@ def _size(dims: Mapping[Dim, int], d: Dim) -> int:
 def _step(node: Expr) -> Callable:
     op = node.op
     if op == "num":
-        try:
-            value = float(node.data)
-        except OverflowError:
-            raise MatdiffError(f"the number {_short(node.data)} is beyond floating-point "
-                               "range (about 1.8e308), so the formula cannot be evaluated",
-                               hint="rescale the expression") from None
+        value = _float(node.data)
         return lambda values, dims: value
     if op == "const":
         return lambda values, dims: np.pi
@@ -140,12 +135,21 @@ def _step(node: Expr) -> Callable:
         d = node.shape[0]
         return lambda values, dims: np.eye(_size(dims, d))
     if op == "sum":
-        coefs = [float(c) for c in node.data]
+        coefs = [_float(c) for c in node.data]
         return lambda values, dims, *terms: sum(c * t for c, t in zip(coefs, terms))
     if op == "einsum":
         return _einsum_step(node)
     fn = PRIMITIVES[op].numpy
     return lambda values, dims, *args: fn(*args)
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise MatdiffError(f"the number {_short(value)} is beyond floating-point range (about "
+                           "1.8e308), so the formula cannot be evaluated",
+                           hint="rescale the expression") from None
 
 
 def _short(value) -> str:
