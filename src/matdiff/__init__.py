@@ -8,7 +8,7 @@
 
 from .api import Result, derive, parse
 from .errors import MatdiffError
-from .limits import LimitError, Limits, limits
+from .budget import LimitError, Limits, limits
 
 __all__ = ["derive", "parse", "Result", "MatdiffError", "LimitError", "Limits", "limits"]
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ is again an IR expression, so a Hessian is the derivative of a derivative.
 
 from __future__ import annotations
 
-from .. import limits as budget
+from .. import budget
 from ..errors import MatdiffError
 from .ir import (
     PRIMITIVES,

@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
-from .. import limits as budget
+from .. import budget
 from ..errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
 from .tree import (
@@ -113,6 +113,8 @@ class _Raiser:
             return self._contraction(e)
         if op == "pow":
             return self._power(e)
+        if op == "mpow":
+            return Power(self.raise_(e.args[0]), Num(e.args[1].data), False)
         if e.ndim > 2 or any(a.ndim > 2 for a in e.args):
             raise NoMatrixForm
         return Call(op, tuple(self.raise_(a) for a in e.args))

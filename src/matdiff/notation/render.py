@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .. import limits as budget
+from .. import budget
 from ..core.ir import PRIMITIVES
 from .tree import (
     EYE,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .. import limits as budget
+from .. import budget
 from ..core.ir import Dim
 from ..errors import MatdiffError
 

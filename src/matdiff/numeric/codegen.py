@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .. import limits as budget
+from .. import budget
 from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, topological
 from ..errors import MatdiffError
 from .values import as_value

@@ -13,7 +13,7 @@ from numbers import Number
 
 import numpy as np
 
-from .. import limits as budget
+from .. import budget
 from ..errors import MatdiffError
 
 SYMMETRY_TOLERANCE = 1e-10  # relative to the largest entry: rounding, not asymmetry

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
-from .. import limits as budget
+from .. import budget
 from ..errors import MatdiffError
 
 if TYPE_CHECKING:
