@@ -7,8 +7,8 @@
 """
 
 from .api import Result, derive, parse
-from .errors import MatdiffError
 from .budget import LimitError, Limits, limits
+from .errors import MatdiffError
 
 __all__ = ["derive", "parse", "Result", "MatdiffError", "LimitError", "Limits", "limits"]
 __version__ = "0.1.0"

@@ -10,12 +10,12 @@ from functools import cached_property
 import numpy as np
 
 from . import budget
+from .budget import Limits
 from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
 from .core.ir import Dim, Expr
 from .core.simplify import simplify
 from .errors import MatdiffError
-from .budget import Limits
 from .notation.factor import abbreviate
 from .notation.raising import raise_expr
 from .notation.render import LATEX, TEXT, UNICODE, render

@@ -15,9 +15,9 @@ import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .. import budget
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
-from .. import budget
 from ..errors import MatdiffError
 from .factor import factor_sum, scale_mono, split_den
 from .tree import (
