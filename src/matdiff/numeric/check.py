@@ -106,9 +106,10 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Verdict(float):
-    """The max relative error (a float, as before), and what it means: ``verdict`` is "ok",
-    "mismatch" or "inconclusive"; ``resolution`` is the relative error the finite
-    differences themselves could not rule out."""
+    """The max relative error (a float, as before: the disagreement with the differences
+    beyond the rounding of f's values), and what it means: ``verdict`` is "ok", "mismatch" or
+    "inconclusive"; ``resolution`` is the relative error the finite differences themselves
+    could not rule out."""
 
     verdict: str
     resolution: float
@@ -133,7 +134,10 @@ def _judge(d0: np.ndarray, coarse: np.ndarray, fine: np.ndarray, f_scale: float,
     diff = np.abs(d0 - fine)
     scale = max(float(np.max(np.abs(d0), initial=0.0)), float(np.max(np.abs(fine), initial=0.0)))
     allowed = TOLERANCE * scale + SAFETY * rounding
-    error = relative_error(d0, fine)
+    # the disagreement beyond the rounding of f that no step size can remove
+    excess = np.maximum(diff - SAFETY * rounding, 0.0)
+    error = float(np.linalg.norm(excess)) / max(float(np.linalg.norm(d0)),
+                                                float(np.linalg.norm(fine)), 1e-8)
     resolution = float(np.max(truncation + rounding, initial=0.0)) / max(scale, f_scale, 1e-300)
     if np.all(diff <= allowed) and np.all(truncation <= allowed):
         return "ok", error, resolution
@@ -172,7 +176,8 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
             _affordable(time.monotonic() - started, np.asarray(values[wrt]).size, trials)
             if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):
                 continue
-            judged = _judge_point(f, values, wrt, mode, d0, f0)
+            judged = _judge_point(
+                lambda h, values=values: finite_difference(f, values, wrt, mode, h), d0, f0)
         except MatdiffError as err:
             if isinstance(err, budget.LimitError):
                 raise
@@ -182,6 +187,10 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
         (conclusive if judged[0] != "inconclusive" else doubtful).append(judged)
         if len(conclusive) == trials:
             break
+    return _conclude(conclusive, doubtful, "the expression and its derivative")
+
+
+def _conclude(conclusive: list, doubtful: list, what: str) -> Verdict:
     if conclusive:
         verdict = "mismatch" if any(v == "mismatch" for v, _, _ in conclusive) else "ok"
         return Verdict(max(e for _, e, _ in conclusive), verdict,
@@ -189,12 +198,13 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
     if doubtful:
         _, error, resolution = min(doubtful, key=lambda j: j[2])
         return Verdict(error, "inconclusive", resolution)
-    raise MatdiffError("could not find a point where the expression and its derivative are "
-                       "finite, so the derivative was not checked",
+    raise MatdiffError(f"could not find a point where {what} are finite, so the derivative "
+                       "was not checked",
                        hint="declare properties (posdef, positive...) that keep it defined")
 
 
-def _judge_point(f, values, wrt, mode, d0, f0) -> tuple[str, float, float] | None:
+def _judge_point(difference: Callable[[float], np.ndarray], d0: np.ndarray,
+                 f0: np.ndarray) -> tuple[str, float, float] | None:
     """The verdict at one point, from the largest step whose differences can tell. A
     mismatch counts only once the differences have settled: it shows at two step sizes in a
     row and the differences barely moved between them (large steps on a fast-varying function
@@ -202,8 +212,7 @@ def _judge_point(f, values, wrt, mode, d0, f0) -> tuple[str, float, float] | Non
     f_scale = float(np.max(np.abs(f0), initial=0.0))
     judged, before = None, None
     for step in STEPS:
-        coarse = finite_difference(f, values, wrt, mode, step)
-        fine = finite_difference(f, values, wrt, mode, step / 2)
+        coarse, fine = difference(step), difference(step / 2)
         if not (np.all(np.isfinite(coarse)) and np.all(np.isfinite(fine))):
             break
         judged = _judge(d0, coarse, fine, f_scale, step / 2)
@@ -225,3 +234,40 @@ def _affordable(seconds_per_call: float, entries: int, trials: int) -> None:
         raise budget.LimitError(
             f"checking by finite differences needs about {calls:,} evaluations "
             f"({seconds_per_call * calls:.0f} s), more than the time left", "seconds")
+def directional_difference(f: Function, values: dict, name: str, direction: str,
+                           step: float = STEP) -> np.ndarray:
+    """d/dt f(name + t*direction) at t = 0 by central differences (direction is the name of
+    another variable of the same shape)."""
+    x0 = np.asarray(values[name], dtype=float)
+    v = np.asarray(values[direction], dtype=float)
+    return sum(c * np.asarray(f(**{**values, name: x0 + s * step * v}))
+               for s, c in STENCIL) / step
+
+
+def verify_directional(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
+                       props: Mapping[str, frozenset[str]], wrt: str, direction: str,
+                       trials: int = 3, seed: int = 0) -> Verdict:
+    """``df`` against differences of ``f`` along ``direction``, judged as :func:`verify`
+    judges."""
+    rng = np.random.default_rng(seed)
+    conclusive: list[tuple[str, float, float]] = []
+    doubtful: list[tuple[str, float, float]] = []
+    for draw in range(MAX_DRAWS):
+        values = draw_point(shapes, props, rng, positive=draw % 2 == 1)
+        try:
+            d0, f0 = np.asarray(df(**values)), np.asarray(f(**values))
+            if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):
+                continue
+            judged = _judge_point(
+                lambda h, values=values: directional_difference(f, values, wrt, direction, h),
+                d0, f0)
+        except MatdiffError as err:
+            if isinstance(err, budget.LimitError):
+                raise
+            continue
+        if judged is None:
+            continue
+        (conclusive if judged[0] != "inconclusive" else doubtful).append(judged)
+        if len(conclusive) == trials:
+            break
+    return _conclude(conclusive, doubtful, "differences along the direction")
