@@ -11,7 +11,7 @@ import numpy as np
 
 from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
-from .core.ir import Dim, Expr
+from .core.ir import Dim, Expr, shape_text
 from .core.simplify import simplify
 from .errors import MatdiffError
 from .notation.factor import abbreviate
@@ -20,6 +20,8 @@ from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm
 from .numeric.check import verify
 from .numeric.codegen import compile_numpy
+from .numeric.compile import Compiled
+from .numeric.emit import gradient_check_source, module_source
 from .syntax.lower import lower
 from .syntax.parse import parse_typed
 from .syntax.types import Decl
@@ -118,6 +120,42 @@ class Result:
     def numpy(self) -> Callable[..., np.ndarray]:
         """callable(**arrays) -> the derivative's value (vectors are 1-D arrays)."""
         return compile_numpy(self.derivative, self._shapes)
+
+    def compile(self, backend: str = "numpy") -> Compiled:
+        """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
+        "torch" (planned and cached per binding of the sizes)."""
+        return Compiled([self.derivative], self._shapes, backend, self._name, self._doc)
+
+    def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
+        """Self-contained Python source of :meth:`compile`'s function (contraction order
+        planned for ``sizes``), with the function itself and a ``check_gradient`` helper where
+        the derivative is a gradient."""
+        compiled = self.compile(backend)
+        sizes = compiled.bound_sizes(sizes)
+        functions, check = [compiled.function(sizes)], ""
+        if self.order == 1 and not self.function.ndim and self.convention != "cookbook":
+            value = Compiled([self.function], self._shapes, backend, "f",
+                             f"f = {self.function_text}")
+            functions.append(value.function(sizes))
+            props = {n: d.props for n, d in self.variables.items()}
+            check = gradient_check_source("f", self._name, self.wrt, self._shapes, props,
+                                          self.convention, backend)
+        return module_source(functions, backend, check)
+
+    @property
+    def _name(self) -> str:
+        return f"d{'f' if not self.function.ndim else 'F'}_d{self.wrt}" + \
+            ("2" if self.order == 2 else "")
+
+    @property
+    def _doc(self) -> str:
+        label = self._name.replace("_", "/", 1)
+        lines = [f"{label} of f = {self.function_text}", "",
+                 f"{label} = {self.abbreviated('f') or self.text}",
+                 f"shape {shape_text(self.shape)} (shape(F) + shape(X))"]
+        if self.convention_note:
+            lines.append(self.convention_note)
+        return "\n".join(lines)
 
     def check(self, trials: int = 3, seed: int = 0) -> float:
         """Max relative error against central finite differences at random valid points."""
