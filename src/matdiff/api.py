@@ -20,8 +20,6 @@ from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm
 from .numeric.check import verify
 from .numeric.codegen import compile_numpy
-from .numeric.compile import Compiled
-from .numeric.emit import gradient_check_source, module_source
 from .syntax.lower import lower
 from .syntax.parse import parse_typed
 from .syntax.types import Decl
@@ -121,15 +119,18 @@ class Result:
         """callable(**arrays) -> the derivative's value (vectors are 1-D arrays)."""
         return compile_numpy(self.derivative, self._shapes)
 
-    def compile(self, backend: str = "numpy") -> Compiled:
+    def compile(self, backend: str = "numpy"):
         """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
         "torch" (planned and cached per binding of the sizes)."""
+        from .numeric.compile import Compiled
         return Compiled([self.derivative], self._shapes, backend, self._name, self._doc)
 
     def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
         """Self-contained Python source of :meth:`compile`'s function (contraction order
         planned for ``sizes``), with the function itself and a ``check_gradient`` helper where
         the derivative is a gradient."""
+        from .numeric.compile import Compiled
+        from .numeric.emit import gradient_check_source, module_source
         compiled = self.compile(backend)
         sizes = compiled.bound_sizes(sizes)
         functions, check = [compiled.function(sizes)], ""
@@ -257,3 +258,59 @@ def _convention(d: Expr, convention: str, lead: int, order: int) -> Expr:
         elif convention == "diagonal":
             d = diagonal
     return simplify(d)
+
+
+def compile(expr: str, wrt: str | list[str], *, declare: str | dict | None = None,
+            value: bool = False, order: int = 1, direction: str | None = None,
+            symmetric: str = "sym", backend: str = "numpy"):
+    """One fast function returning several derivatives of ``expr`` at once (and, with
+    ``value``, the expression itself first), everything they share computed once.
+
+    ``wrt`` is a variable or a list of them; ``order`` 2 gives Hessians, and with
+    ``direction="V"`` Hessian-vector products: the derivative of <gradient, V> for a new input
+    V of the variable's shape, never the full Hessian. Returns ``callable(**arrays)`` giving a
+    tuple in the order [value,] *wrt (a single array for one wrt and no value).
+    """
+    from .numeric.compile import Compiled
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    if not names:
+        raise MatdiffError("compile() needs at least one variable to differentiate by",
+                           hint="pass wrt='x' or wrt=['x', 'S']")
+    if direction is not None and order != 2:
+        raise MatdiffError("direction= gives Hessian-vector products: it needs order=2")
+    results = [derive(expr, w, declare=declare, order=1 if direction else order,
+                      symmetric=symmetric) for w in names]
+    shapes = dict(results[0]._shapes)
+    roots, labels = [], []
+    if value:
+        roots.append(parse(expr, declare))
+        labels.append(f"f = {results[0].function_text}")
+    for r in results:
+        if direction is None:
+            roots.append(r.derivative)
+            labels.append(f"d/d{r.wrt}: {r.text}")
+            continue
+        if direction in shapes:
+            raise MatdiffError(f"direction {direction!r} is already a variable of the "
+                               "expression", hint="name the direction something else")
+        roots.append(_hessian_vector_product(r, direction))
+        shapes[direction] = r.variables[r.wrt].shape
+        labels.append(f"Hessian of f by {r.wrt} applied to {direction}")
+    name = "f_and_derivatives" if value else "derivatives"
+    return Compiled(roots, shapes, backend, name, "\n".join(labels))
+
+
+def _hessian_vector_product(r: Result, direction: str) -> Expr:
+    """d<g, V>/dX for the gradient g = r.derivative: the Hessian applied to V."""
+    if r.function.ndim:
+        raise MatdiffError("Hessian-vector products need a scalar expression")
+    g = r.derivative
+    v = ir.var(direction, g.shape)
+    idx = tuple(range(g.ndim))
+    pairing = simplify(ir.einsum([(g, idx), (v, idx)], ()))
+    decl = r.variables[r.wrt]
+    x = ir.var(decl.name, decl.shape, decl.props)
+    product = _differentiate(pairing, x, r.expr)
+    if r.convention is not None:
+        product = _convention(product, r.convention, 0, 1)
+    return simplify(product)

@@ -31,8 +31,7 @@ class Compiled:
         self.name, self.doc = name, doc
         self._cache: dict[tuple, Callable] = {}
         # where each symbolic size is read from: the first array that carries it
-        probe = lower_program(self.roots, {d: 2 for d in self._dims()})
-        self.parameters = parameters(probe, self.shapes)
+        self.parameters = parameters(self.roots, self.shapes)
         self._size_sources: list[tuple[str, str, int]] = []
         seen: set[str] = set()
         for name_ in self.parameters:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, variables
+from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, topological, variables
 from .plan import Program, solve_side, symmetric
 
 BACKENDS = ("numpy", "jax", "torch")
@@ -142,15 +142,15 @@ def build(fn: Function, backend: str) -> Callable:
     return namespace[fn.name]
 
 
-def parameters(program: Program, shapes: Mapping[str, tuple[Dim, ...]]) -> list[str]:
-    """The inputs a program needs: the variables it reads, then any that only give a size."""
-    used = set()
-    for out in program.outputs:
-        used |= variables(out)
+def parameters(roots: Sequence[Expr], shapes: Mapping[str, tuple[Dim, ...]]) -> list[str]:
+    """The inputs computing ``roots`` needs: the variables they read, then any that only give
+    a size."""
+    nodes = {id(n): n for r in roots for n in topological(r)}.values()
+    used = {n.data[0] for n in nodes if n.op == "var"}
     names = [n for n in shapes if n in used]
     bound = {d for n in names for d in shapes[n]}
-    needed_dims = {d for node in program.nodes for d in node.shape if isinstance(d, str)}
-    needed_dims |= {node.data for node in program.nodes if node.op == "dim"}
+    needed_dims = {d for node in nodes for d in node.shape if isinstance(d, str)}
+    needed_dims |= {node.data for node in nodes if node.op == "dim"}
     for d in sorted(needed_dims - bound):
         carrier = next((n for n in shapes if d in shapes[n]), None)
         if carrier is not None and carrier not in names:
@@ -162,7 +162,7 @@ def parameters(program: Program, shapes: Mapping[str, tuple[Dim, ...]]) -> list[
 class _Writer:
     def __init__(self, fn: Function, d: _Dialect):
         self.fn, self.d, self.p = fn, d, fn.program
-        self.params = parameters(self.p, fn.shapes)
+        self.params = parameters(self.p.outputs, fn.shapes)
         taken = set(self.params) | {"np", "jnp", "jsl", "torch", "math", "lapack", "cho_solve"}
         self.dim_names: dict[str, str] = {}
         for name in {dd for n in self.params for dd in fn.shapes[n] if isinstance(dd, str)}:
@@ -226,11 +226,13 @@ class _Writer:
             self.lines.append(f"if {name}.ndim != {len(shape)}:")
             self.lines.append(f"    raise ValueError(f\"{name} should be {shape_text(shape)}, "
                               f"got shape {{tuple({name}.shape)}}\")")
-            new = [(k, x) for k, x in enumerate(shape) if isinstance(x, str) and x not in bound]
-            for k, x in new:
-                self.lines.append(f"{self.size(x)} = {name}.shape[{k}]")
-                bound.add(x)
-            if len(new) < len(shape):
+            new = 0
+            for k, x in enumerate(shape):
+                if isinstance(x, str) and x not in bound:
+                    self.lines.append(f"{self.size(x)} = {name}.shape[{k}]")
+                    bound.add(x)
+                    new += 1
+            if new < len(shape):
                 self.lines.append(f"if tuple({name}.shape) != {expected}:")
                 self.lines.append(f"    raise ValueError(f\"{name} should be {shape_text(shape)}"
                                   f" = {{{expected}}}, got shape {{tuple({name}.shape)}}\")")
@@ -366,6 +368,8 @@ class _Writer:
     def binary(self, node: Expr) -> str:
         (ia, ib), out = node.data
         a, b = node.args
+        if out and out[0] in ib and out[0] not in ia:   # the factor the result starts with first
+            (ia, ib), (a, b) = (ib, ia), (b, a)
         ra, rb = self.ref_or_none(a), self.ref_or_none(b)
         if not ia or not ib:
             scalar, (x, ix) = (ra, (rb, ib)) if not ia else (rb, (ra, ia))

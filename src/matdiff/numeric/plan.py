@@ -37,7 +37,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..core.ir import Dim, Expr, Index, add, apply, einsum, index_dims, num, topological
-from ..core.simplify import is_positive, is_symmetric
+from ..core.simplify import is_positive
 
 Factor = tuple[Expr, tuple[Index, ...]]
 
@@ -378,6 +378,7 @@ def _pairwise(picked: list[Factor], keep: tuple[Index, ...], canonical: bool) ->
     # index on one factor (a diagonal) is taken first
     a, ia = _reduced(a, ia, set(ib) | set(keep))
     b, ib = _reduced(b, ib, set(ia) | set(keep))
+    ia, ib = _symmetric_order(a, ia, keep), _symmetric_order(b, ib, keep)
     if (b.key, ib) < (a.key, ia) and canonical:
         (a, ia), (b, ib) = (b, ib), (a, ia)
     order = tuple(dict.fromkeys(i for i in ia + ib if i in keep)) if canonical else keep
@@ -387,6 +388,14 @@ def _pairwise(picked: list[Factor], keep: tuple[Index, ...], canonical: bool) ->
                                    tuple(labels[i] for i in order)),
                 tuple(dims[i] for i in order))
     return node, order
+
+
+def _symmetric_order(x: Expr, idx: tuple[Index, ...], keep: tuple[Index, ...]):
+    """A symmetric matrix's indices may be swapped: the kept one first, so inv(S)*d and
+    inv(S)'*d are one node."""
+    if len(idx) != 2 or idx[0] == idx[1] or not symmetric(x):
+        return idx
+    return tuple(sorted(idx, key=lambda i: i not in keep))
 
 
 def _reduced(x: Expr, idx: tuple[Index, ...], needed: set[Index]) -> Factor:
@@ -480,4 +489,7 @@ def _solved_inverses(order: list[Expr]) -> frozenset[int]:
 
 
 def symmetric(a: Expr) -> bool:
-    return is_symmetric(a)
+    """Whether a lowered matrix is symmetric: a symmetric variable or its inverse."""
+    if a.op == "inv":
+        a = a.args[0]
+    return a.op == "delta" or (a.op == "var" and "symmetric" in a.data[1])
