@@ -55,7 +55,8 @@ class Compiled:
         """A self-contained module defining the function, planned for ``sizes``."""
         return module_source([self.function(self.bound_sizes(sizes))], self.backend)
 
-    def __call__(self, **arrays):
+    def prepare(self, **arrays) -> Callable:
+        """The function for these arrays' sizes, planned and emitted now if it is not yet."""
         try:
             key = tuple(arrays[name].shape[axis] for _, name, axis in self._size_sources)
         except (KeyError, AttributeError, IndexError):
@@ -63,10 +64,15 @@ class Compiled:
         fn = self._cache.get(key)
         if fn is None:
             sizes = {d: n for (d, _, _), n in zip(self._size_sources, key)}
-            fn = self._cache[key] = build(self.function(sizes), self.backend)
+            fn = build(self.function(sizes), self.backend)
             if self.backend == "jax":
                 import jax
-                fn = self._cache[key] = jax.jit(fn)
+                fn = jax.jit(fn)
+            self._cache[key] = fn
+        return fn
+
+    def __call__(self, **arrays):
+        fn = self.prepare(**arrays)
         try:
             return fn(**arrays)
         except ValueError as err:       # the shape checks, in one line

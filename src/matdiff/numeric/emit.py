@@ -256,7 +256,9 @@ class _Writer:
         elif op == "delta":
             self.assign(node, d.creation("eye", self.size(node.shape[0]), self.like), "eye")
         elif op == "sum":
-            self.assign(node, _linear(node.data, [self.ref(a) for a in node.args]))
+            # a transposed view last, so the result takes the layout of a contiguous term
+            terms = sorted(zip(node.data, node.args), key=lambda t: _is_view(t[1]))
+            self.assign(node, _linear([c for c, _ in terms], [self.ref(a) for _, a in terms]))
         elif op == "einsum":
             self.contraction(node)
         elif op == "embed":
@@ -464,6 +466,10 @@ class _Writer:
                 terms.append(f"{eye}[{', '.join(pattern)}]")
         product = " * ".join(terms)
         self.assign(node, f"{self.d.mod}.broadcast_to({product}, {self.shape(node.shape)})")
+
+
+def _is_view(node: Expr) -> bool:
+    return node.op == "einsum" and len(node.args) == 1 and node.args[0].ndim == node.ndim
 
 
 def _number(c: Fraction) -> str:
