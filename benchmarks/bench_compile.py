@@ -50,6 +50,7 @@ RANK = 4
 TOLERANCE = 1e-10
 TARGET_BATCH_S = 2e-3      # each timed batch runs at least this long
 CELL_BUDGET_S = 1.0        # per cell and framework (fewer repeats for slow cells)
+SLOW_S = 5.0               # a framework this slow on a cell skips the cell's larger sizes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def timed(fn, kwargs, budget=CELL_BUDGET_S):
     fn(**kwargs)
     single = max(time.perf_counter() - start, 1e-7)
     number = max(1, int(TARGET_BATCH_S / single))
-    repeats = int(min(31, max(3, budget / (single * number))))
+    repeats = int(min(31, max(1 if single > budget else 3, budget / (single * number))))
     samples = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -264,8 +265,9 @@ def timed(fn, kwargs, budget=CELL_BUDGET_S):
 
 
 def as_arrays(out):
-    items = out if isinstance(out, tuple) else (out,)
-    result = []
+    items, result = [out], []
+    while any(isinstance(a, (tuple, list)) for a in items):    # (value, (grads...)) flattened
+        items = [b for a in items for b in (a if isinstance(a, (tuple, list)) else (a,))]
     for a in items:
         if hasattr(a, "detach"):
             a = a.detach().cpu().numpy()
@@ -308,9 +310,14 @@ def worker(framework, out_dir, quick, only):
         start = time.perf_counter()
         matdiff.derive("x'*inv(A)*x", "x").compile()(A=np.eye(2), x=np.ones(2))
         print(json.dumps({"first_use_s": time.perf_counter() - start}), flush=True)
+    too_slow: set[tuple[str, str]] = set()
     for cell, problem, kind, n in cells(quick, only):
         point = point_for(problem, n)
         row = {"cell": cell}
+        if (problem, kind) in too_slow:
+            row["error"] = f"{framework}: skipped, over {SLOW_S:.0f} s a call at a smaller n"
+            print(json.dumps(row), flush=True)
+            continue
         try:
             if framework == "numpy":
                 start = time.perf_counter()
@@ -329,6 +336,8 @@ def worker(framework, out_dir, quick, only):
                 fn = make(problem, kind)
                 budget = CELL_BUDGET_S * (3 if kind == "hessian" else 1)
                 row[framework] = timed(fn, args, budget)
+                if row[framework][0] > SLOW_S:
+                    too_slow.add((problem, kind))
                 np.savez(out_dir / f"{framework}-{cell}.npz", *as_arrays(fn(**args)))
         except Exception as err:            # report and go on with the other cells
             row["error"] = f"{type(err).__name__}: {err}"[:200]
@@ -403,7 +412,7 @@ def main():
             print(f"threads ({fw} process): {'; '.join(threads[fw])}")
         header = (f"{'cell':24s} {'matdiff':>10s} {'closed':>10s} {'jax':>10s} {'torch':>10s}"
                   f" {'md/closed':>10s} {'md/jax':>8s} {'md/torch':>8s} {'compile':>8s}"
-                  f" {'max rel err':>11s} {'IQR/med':>8s}")
+                  f" {'rel err md/jax/torch':>20s} {'IQR/med':>8s}")
         print(header)
         failed = False
         for cell, *_ in cells(args.quick, args.only):
@@ -411,11 +420,11 @@ def main():
             times = {"matdiff": row.get("matdiff"), "closed": row.get("closed")}
             for fw in ("jax", "torch"):
                 times[fw] = results.get(fw, {}).get(cell, {}).get(fw)
-            errors = []
+            errors = {}
             for fw in ("matdiff", "jax", "torch"):
                 err, finite = agreement(out_dir, fw, cell)
                 if err is not None:
-                    errors.append(err)
+                    errors[fw] = err if finite else math.nan
                     if fw == "matdiff" and (err > TOLERANCE or not finite):
                         failed = True
             def ms(t):
@@ -423,7 +432,8 @@ def main():
 
             def ratio(a, b):
                 return f"{a[0] / b[0]:.2f}" if a and b else "-"
-            worst = f"{max(errors):.1e}" if errors else "-"
+            worst = "/".join(f"{errors[fw]:.0e}" if fw in errors else "-"
+                             for fw in ("matdiff", "jax", "torch"))
 
             def spread(times):
                 t = times["matdiff"]
@@ -433,7 +443,7 @@ def main():
                   f"{ms(times['torch'])} {ratio(times['matdiff'], times['closed']):>10s} "
                   f"{ratio(times['matdiff'], times['jax']):>8s} "
                   f"{ratio(times['matdiff'], times['torch']):>8s} "
-                  f"{row.get('compile_s', 0) * 1e3:7.1f}m {worst:>11s} {spread(times):>8s}")
+                  f"{row.get('compile_s', 0) * 1e3:7.1f}m {worst:>20s} {spread(times):>8s}")
             for p in problems:
                 if p:
                     print(f"    error: {p}")

@@ -123,7 +123,8 @@ class Result:
         """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
         "torch" (planned and cached per binding of the sizes)."""
         from .numeric.compile import Compiled
-        return Compiled([self.derivative], self._shapes, backend, self._name, self._doc)
+        return Compiled([self.derivative], self._shapes, backend, self._name,
+                        lambda: self._doc)
 
     def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
         """Self-contained Python source of :meth:`compile`'s function (contraction order
@@ -136,7 +137,7 @@ class Result:
         functions, check = [compiled.function(sizes)], ""
         if self.order == 1 and not self.function.ndim and self.convention != "cookbook":
             value = Compiled([self.function], self._shapes, backend, "f",
-                             f"f = {self.function_text}")
+                             lambda: f"f = {self.function_text}")
             functions.append(value.function(sizes))
             props = {n: d.props for n, d in self.variables.items()}
             check = gradient_check_source("f", self._name, self.wrt, self._shapes, props,
@@ -284,20 +285,20 @@ def compile(expr: str, wrt: str | list[str], *, declare: str | dict | None = Non
     roots, labels = [], []
     if value:
         roots.append(parse(expr, declare))
-        labels.append(f"f = {results[0].function_text}")
+        labels.append(lambda: f"f = {results[0].function_text}")
     for r in results:
         if direction is None:
             roots.append(r.derivative)
-            labels.append(f"d/d{r.wrt}: {r.text}")
+            labels.append(lambda r=r: f"d/d{r.wrt}: {r.text}")
             continue
         if direction in shapes:
             raise MatdiffError(f"direction {direction!r} is already a variable of the "
                                "expression", hint="name the direction something else")
         roots.append(_hessian_vector_product(r, direction))
         shapes[direction] = r.variables[r.wrt].shape
-        labels.append(f"Hessian of f by {r.wrt} applied to {direction}")
+        labels.append(lambda r=r: f"Hessian of f by {r.wrt} applied to {direction}")
     name = "f_and_derivatives" if value else "derivatives"
-    return Compiled(roots, shapes, backend, name, "\n".join(labels))
+    return Compiled(roots, shapes, backend, name, lambda: "\n".join(f() for f in labels))
 
 
 def _hessian_vector_product(r: Result, direction: str) -> Expr:

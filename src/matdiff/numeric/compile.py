@@ -22,7 +22,7 @@ class Compiled:
     """callable(**arrays) -> the roots' values (a tuple when there are several)."""
 
     def __init__(self, roots: Sequence[Expr], shapes: Mapping[str, tuple[Dim, ...]],
-                 backend: str = "numpy", name: str = "f", doc: str = ""):
+                 backend: str = "numpy", name: str = "f", doc: str | Callable[[], str] = ""):
         if backend not in BACKENDS:
             raise MatdiffError(f"unknown backend {backend!r}",
                                hint="use one of " + ", ".join(BACKENDS))
@@ -43,9 +43,11 @@ class Compiled:
     def _dims(self) -> set[str]:
         return {d for shape in self.shapes.values() for d in shape if isinstance(d, str)}
 
-    def function(self, sizes: Mapping[str, int]) -> Function:
+    def function(self, sizes: Mapping[str, int], documented: bool = True) -> Function:
+        """The planned function; its docstring (the formula, costly to print) on request."""
         program = lower_program(self.roots, sizes)
-        return Function(self.name, program, self.shapes, self.doc)
+        doc = (self.doc() if callable(self.doc) else self.doc) if documented else ""
+        return Function(self.name, program, self.shapes, doc)
 
     def bound_sizes(self, sizes: Mapping[str, int] | None = None) -> dict[str, int]:
         """Every symbolic size: as given, else DEFAULT_SIZE."""
@@ -57,6 +59,9 @@ class Compiled:
 
     def prepare(self, **arrays) -> Callable:
         """The function for these arrays' sizes, planned and emitted now if it is not yet."""
+        return self._prepare(arrays)
+
+    def _prepare(self, arrays: Mapping[str, object]) -> Callable:
         try:
             key = tuple(arrays[name].shape[axis] for _, name, axis in self._size_sources)
         except (KeyError, AttributeError, IndexError):
@@ -64,7 +69,7 @@ class Compiled:
         fn = self._cache.get(key)
         if fn is None:
             sizes = {d: n for (d, _, _), n in zip(self._size_sources, key)}
-            fn = build(self.function(sizes), self.backend)
+            fn = build(self.function(sizes, documented=False), self.backend)
             if self.backend == "jax":
                 import jax
                 fn = jax.jit(fn)
@@ -72,7 +77,7 @@ class Compiled:
         return fn
 
     def __call__(self, **arrays):
-        fn = self.prepare(**arrays)
+        fn = self._prepare(arrays)
         try:
             return fn(**arrays)
         except ValueError as err:       # the shape checks, in one line

@@ -223,17 +223,17 @@ class _Writer:
             else:
                 self.lines.append(f"{name} = {convert.format(name)}")
             expected = self.shape(shape) if shape else "()"
-            self.lines.append(f"if {name}.ndim != {len(shape)}:")
-            self.lines.append(f"    raise ValueError(f\"{name} should be {shape_text(shape)}, "
-                              f"got shape {{tuple({name}.shape)}}\")")
-            new = 0
-            for k, x in enumerate(shape):
-                if isinstance(x, str) and x not in bound:
-                    self.lines.append(f"{self.size(x)} = {name}.shape[{k}]")
-                    bound.add(x)
-                    new += 1
-            if new < len(shape):
-                self.lines.append(f"if tuple({name}.shape) != {expected}:")
+            fresh = [(k, x) for k, x in enumerate(shape) if isinstance(x, str) and x not in bound]
+            fresh = list({x: (k, x) for k, x in reversed(fresh)}.values())[::-1]
+            if fresh or not shape:
+                self.lines.append(f"if {name}.ndim != {len(shape)}:")
+                self.lines.append(f"    raise ValueError(f\"{name} should be "
+                                  f"{shape_text(shape)}, got shape {{tuple({name}.shape)}}\")")
+            for k, x in fresh:
+                self.lines.append(f"{self.size(x)} = {name}.shape[{k}]")
+                bound.add(x)
+            if len(fresh) < len(shape):
+                self.lines.append(f"if {name}.shape != {expected}:")
                 self.lines.append(f"    raise ValueError(f\"{name} should be {shape_text(shape)}"
                                   f" = {{{expected}}}, got shape {{tuple({name}.shape)}}\")")
 
@@ -443,6 +443,10 @@ class _Writer:
         core = self.ref(node.args[0])
         unique = tuple(dict.fromkeys(out))
         value = self.aligned(core, core_out, unique) if core_out else core
+        is_output = any(node is o for o in self.p.outputs)
+        if unique == out and not is_output:     # a broadcast: a view, never written out
+            self.assign(node, f"{self.d.mod}.broadcast_to({value}, {self.shape(node.shape)})")
+            return
         if self.d.name == "numpy":
             self.assign(node, f"np.zeros({self.shape(node.shape)})", "t")
             name = self.names[id(node)]

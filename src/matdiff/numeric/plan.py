@@ -293,26 +293,26 @@ def _log_of(s: Expr) -> Expr:
 
 
 def _distribute(terms: list[tuple[Fraction, Expr]], single_use) -> list[tuple[Fraction, Expr]]:
-    """Contractions in a sum that share their matrix factors combined into one, their other
-    factors summed first: sum_k c_k*A*B*r_k = A*B*(sum_k c_k*r_k)."""
-    groups: dict[tuple, list[int]] = {}
-    for k, (_, t) in enumerate(terms):
-        if t.op == "einsum" and single_use(t):
-            matrices = Counter((id(x), idx) for x, idx in zip(t.args, t.data[0]) if x.ndim >= 2)
-            if matrices:
-                key = (t.data[1], frozenset(matrices.items()))
-                groups.setdefault(key, []).append(k)
-    combined: dict[int, tuple[Fraction, Expr] | None] = {}
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        merged = _merge([terms[k] for k in members])
-        if merged is not None:
-            combined[members[0]] = merged
-            combined.update({k: None for k in members[1:]})
-    if not combined:
-        return terms
-    return [combined.get(k, term) for k, term in enumerate(terms) if combined.get(k, term)]
+    """Contractions in a sum that share a matrix factor combined into one, their other factors
+    summed first: sum_k c_k*A*r_k = A*(sum_k c_k*r_k), greedily while two terms share one and
+    the summed rest is a vector or matrix."""
+    terms = list(terms)
+    while True:
+        holders: dict[tuple, list[int]] = {}
+        for k, (_, t) in enumerate(terms):
+            if t.op == "einsum" and single_use(t):
+                for x, idx in set(zip(t.args, t.data[0])):
+                    if x.ndim >= 2:
+                        holders.setdefault((id(x), idx, t.data[1]), []).append(k)
+        for members in holders.values():
+            if len(members) < 2:
+                continue
+            merged = _merge([terms[k] for k in members])
+            if merged is not None:
+                terms = [t for k, t in enumerate(terms) if k not in members] + [merged]
+                break
+        else:
+            return terms
 
 
 def _merge(terms: list[tuple[Fraction, Expr]]) -> tuple[Fraction, Expr] | None:
@@ -331,6 +331,8 @@ def _merge(terms: list[tuple[Fraction, Expr]]) -> tuple[Fraction, Expr] | None:
         elif r != reach:
             return None
         rests.append(rest)
+    if len(reach) > 2:      # the sum of the rest would be a bigger tensor than it saves
+        return None
     parts = []
     for (c, _), rest in zip(terms, rests):
         parts.append((c, einsum(rest, reach) if rest else num(1)))
