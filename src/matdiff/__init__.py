@@ -6,8 +6,8 @@
     "(A + A')*x"
 """
 
-from .api import Result, compile, derive, parse
+from .api import Form, Result, compile, derive, evaluate, parse
 from .errors import MatdiffError
 
-__all__ = ["derive", "parse", "compile", "Result", "MatdiffError"]
+__all__ = ["derive", "parse", "evaluate", "compile", "Result", "Form", "MatdiffError"]
 __version__ = "0.1.0"
