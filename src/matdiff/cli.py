@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
+        sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
+                         help="print a self-contained Python function computing the "
+                              "derivative (with a check_gradient helper for gradients)")
     em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
                              description="Gaussian mixtures fitted by EM")
     em_commands = em.add_subparsers(dest="em_command", required=True)
@@ -136,6 +139,9 @@ def _derive(args: argparse.Namespace) -> int:
     r = derive(args.expr, wrt, declare=args.declare, order=args.order,
                symmetric=args.symmetric, direction=args.direction)
     error = r.check() if args.check else None
+    if args.emit:
+        print(r.source(args.emit))
+        return 0 if error is None or error < 1e-6 else 1
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
     else:
