@@ -182,3 +182,21 @@ def test_layouts_are_stated(capsys):
     code, _, err = run(capsys, "derive", "diag(diag(X))", "--wrt", "X", "--layout",
                        "numerator")
     assert code == 2 and "no Kronecker form" in err and "\n" not in err.strip()
+
+
+def test_emit_prints_a_function_that_runs(capsys, tmp_path):
+    code, out, _ = run(capsys, "derive", "norm2(T - U*V')^2", "--wrt", "U", "--emit", "numpy")
+    assert code == 0
+    namespace: dict = {}
+    exec(out, namespace)
+    import numpy as np
+    rng = np.random.default_rng(0)
+    t, u, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    assert np.allclose(namespace["df_dU"](T=t, U=u, V=v), -2 * (t - u @ v.T) @ v, rtol=1e-12)
+    assert namespace["check_gradient"]() < 1e-6
+
+
+def test_emit_of_an_unknown_backend_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "derive", "x'*x", "--wrt", "x", "--emit", "fortran")
+    assert exit_.value.code == 2
