@@ -102,8 +102,9 @@ def generate(seed: int, count: int) -> list[Case]:
         elif roll < 0.84:
             expr = rng.choice([None, 5, b"x'*x", ["x"], 3.5, {"x": 1}])
         elif roll < 0.9:
-            expr, wrt = "x'*A*x", rng.choice([["x"], None, 5, ",".join(f"v{i}" for i in range(2000)),
-                                              "x" * 5000, "\x1b"])
+            wrt = rng.choice([["x"], None, 5, ",".join(f"v{i}" for i in range(2000)),
+                              "x" * 5000, "\x1b"])
+            expr = "x'*A*x"
         else:
             expr = rng.choice(["x'*A*x", "tr(S*S*S)", "a*x'*x", "sum(exp(A*x))"])
             wrt = {"x'*A*x": "x", "tr(S*S*S)": "S", "a*x'*x": "x", "sum(exp(A*x))": "x"}[expr]

@@ -382,10 +382,11 @@ class _Inference:
             used = self.variables.get(d)
             if (decl is not None and decl.shape) or (used is not None and used.dims):
                 node = self.used.get(d)
+                rank = len(decl.shape) if decl is not None else len(used.dims)
                 raise MatdiffError(f"{d} names both a dimension and a "
-                                   f"{'matrix' if len((decl or used).shape if decl else used.dims) == 2 else 'vector'}"
-                                   " variable", column=node.pos if node else None,
-                                   source=self.source, hint="rename the dimension or the variable")
+                                   f"{'matrix' if rank == 2 else 'vector'} variable",
+                                   column=node.pos if node else None, source=self.source,
+                                   hint="rename the dimension or the variable")
 
     def _type_of(self, node: Node) -> _Type:
         if isinstance(node, Num):
