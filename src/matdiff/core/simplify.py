@@ -146,6 +146,7 @@ MAX_DISTRIBUTED_PRODUCT = 10_000
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
                       shape: tuple[Dim, ...]) -> Expr:
+    budget.check_time("simplifying")  # distributing a sum simplifies each term in here
     dims = index_dims(factors)
     coef, flat = Fraction(1), factors
     while True:
