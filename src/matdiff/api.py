@@ -13,7 +13,7 @@ from . import budget
 from .budget import Limits
 from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
-from .core.ir import PRIMITIVES, Dim, Expr
+from .core.ir import PRIMITIVES, Dim, Expr, shape_text
 from .core.simplify import simplify
 from .errors import MatdiffError
 from .notation.differential import applied_note
@@ -241,6 +241,49 @@ class Result:
         with budget.request(self.limits):
             return compile_numpy(self.derivative, self._shapes, props, self.declared,
                                  self.limits)
+
+    def compile(self, backend: str = "numpy"):
+        """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
+        "torch" (planned and cached per binding of the sizes)."""
+        from .numeric.compile import Compiled
+        return Compiled([self.derivative], self._shapes, backend, self._name,
+                        lambda: self._doc)
+
+    def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
+        """Self-contained Python source of :meth:`compile`'s function (contraction order
+        planned for ``sizes``), with the function itself and a ``check_gradient`` helper where
+        the derivative is a gradient."""
+        from .numeric.compile import Compiled
+        from .numeric.emit import gradient_check_source, module_source
+        compiled = self.compile(backend)
+        sizes = compiled.bound_sizes(sizes)
+        functions, check = [compiled.function(sizes)], ""
+        if self.order == 1 and not self.function.ndim and self.convention != "cookbook" \
+                and self.direction is None:
+            value = Compiled([self.function], self._shapes, backend, "f",
+                             lambda: f"f = {self.function_text}")
+            functions.append(value.function(sizes))
+            props = {n: d.props for n, d in self._all_variables.items()}
+            check = gradient_check_source("f", self._name, self.wrt, self._shapes, props,
+                                          self.convention, backend)
+        return module_source(functions, backend, check)
+
+    @property
+    def _name(self) -> str:
+        f = "f" if not self.function.ndim else "F"
+        name = f"d{self.order if self.order > 1 else ''}{f}_" + "_".join(
+            f"d{w}" for w in (self.wrts or (self.wrt,)))
+        return name + (f"_{self.direction}" if self.direction else "")
+
+    @property
+    def _doc(self) -> str:
+        label = self._name.replace("_", "/", 1)
+        lines = [f"{label} of f = {self.function_text}", "",
+                 f"{label} = {self.abbreviated('f') or self.text}",
+                 f"shape {shape_text(self.shape)} (shape(F) + shape(X))"]
+        if self.convention_note:
+            lines.append(self.convention_note)
+        return "\n".join(lines)
 
     def check(self, trials: int = 3, seed: int = 0) -> Verdict:
         """Max relative error against central finite differences at random valid points (of
@@ -495,3 +538,36 @@ def _convention(d: Expr, convention: str, start: int) -> Expr:
         elif convention == "diagonal":
             d = diagonal
     return simplify(d)
+
+
+def compile(expr: str, wrt: str | tuple[str, ...] | list, *, declare: str | dict | None = None,
+            value: bool = False, order: int = 1, direction: str | None = None,
+            symmetric: str = "sym", backend: str = "numpy"):
+    """One fast function returning several derivatives of ``expr`` at once (and, with
+    ``value``, the expression itself first), everything they share computed once.
+
+    ``wrt`` is a variable or a list of them (each as :func:`derive` takes it); ``order`` 2
+    gives Hessians, and with ``direction="V"`` Hessian-vector products (V an input of the
+    variable's shape; the full Hessian is never formed). Returns ``callable(**arrays)`` giving a
+    tuple in the order [value,] *wrt (a single array for one wrt and no value).
+    """
+    from .numeric.compile import Compiled
+    names = list(wrt) if isinstance(wrt, list) else [wrt]
+    if not names:
+        raise MatdiffError("compile() needs at least one variable to differentiate by",
+                           hint="pass wrt='x' or wrt=['x', 'S']")
+    results = [derive(expr, w, declare=declare, order=order, direction=direction,
+                      symmetric=symmetric) for w in names]
+    shapes: dict = {}
+    for r in results:
+        shapes.update(r._shapes)
+    roots, labels = [], []
+    if value:
+        roots.append(parse(expr, declare))
+        labels.append(lambda: f"f = {results[0].function_text}")
+    for r in results:
+        roots.append(r.derivative)
+        labels.append(lambda r=r: f"{r._name.replace('_', '/', 1)}: {r.text}")
+    name = "f_and_derivatives" if value else "derivatives"
+    return Compiled(roots, shapes, backend, name, lambda: "\n".join(f() for f in labels))
+

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return _example()
+        if args.command == "em":
+            from .em.demo import run  # the estimator stack loads only for this command
+            return run(args.out, args.seed)
         return _derive(args)
     except MatdiffError as err:
         print(f"matdiff: error: {err}", file=sys.stderr)
@@ -115,6 +118,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
+        sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
+                         help="print a self-contained Python function computing the "
+                              "derivative (with a check_gradient helper for gradients)")
+    em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
+                             description="Gaussian mixtures fitted by EM")
+    em_commands = em.add_subparsers(dest="em_command", required=True)
+    demo = em_commands.add_parser("demo", help="derive the M-step, fit a 2-D mixture, plot it",
+                                  description="derive and print the M-step updates, fit a 2-D "
+                                              "mixture with a progress bar, save a plot")
+    demo.add_argument("--out", default="em-demo.png",
+                      help="where to save the plot (needs matplotlib; default em-demo.png)")
+    demo.add_argument("--no-plot", dest="out", action="store_const", const=None)
+    demo.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -123,6 +139,9 @@ def _derive(args: argparse.Namespace) -> int:
     r = derive(args.expr, wrt, declare=args.declare, order=args.order,
                symmetric=args.symmetric, direction=args.direction)
     error = r.check() if args.check else None
+    if args.emit:
+        print(r.source(args.emit))
+        return 0 if error is None or error < 1e-6 else 1
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
     else:
