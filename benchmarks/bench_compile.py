@@ -146,8 +146,9 @@ def closed_function(problem, kind):
         def hess(S, C, N):
             p = np.linalg.inv(S)
             q = p @ C @ p
-            return 0.5 * (-N * np.einsum("ik,lj->ijkl", p, p) + np.einsum("ik,lj->ijkl", p, q)
-                          + np.einsum("ik,lj->ijkl", q, p))
+            # dG[j,i]/dS[k,l] with G = 1/2*(N*inv(S)' - (P*C*P)') and dP = -P*dS*P
+            return 0.5 * (-N * np.einsum("jk,li->ijkl", p, p) + np.einsum("jk,li->ijkl", p, q)
+                          + np.einsum("jk,li->ijkl", q, p))
         return hess
     if problem == "density":
         def fandg(S, m, x, k):
