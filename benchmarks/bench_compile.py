@@ -50,7 +50,7 @@ RANK = 4
 TOLERANCE = 1e-10
 TARGET_BATCH_S = 2e-3      # each timed batch runs at least this long
 CELL_BUDGET_S = 1.0        # per cell and framework (fewer repeats for slow cells)
-SLOW_S = 5.0               # a framework this slow on a cell skips the cell's larger sizes
+SLOW_S = 2.0               # a framework this slow on a cell skips the cell's larger sizes
 
 
 # ----------------------------------------------------------------------------------------------
