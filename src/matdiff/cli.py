@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 _PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored by the
 #                 grammar, removed again after parsing) keeps it an argument
-_VALUED = {"--wrt", "--declare", "--order", "--symmetric", "--format", "--direction"}
+_VALUED = {"--wrt", "--declare", "--order", "--symmetric", "--format", "--direction", "--emit"}
 _FLAGS = {"--check", "-h", "--help"}
 
 
