@@ -116,6 +116,9 @@ class Expr:
             node.op, node.args, node.data, node.shape = op, args, data, shape
             node.cache = {}
             cls._interned[key] = node
+            kept = budget.arena.get()
+            if kept is not None:
+                kept.append(node)
         return node
 
     def __repr__(self) -> str:

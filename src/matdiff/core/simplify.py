@@ -173,6 +173,7 @@ MAX_DISTRIBUTED_PRODUCT = 10_000
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
                       shape: tuple[Dim, ...]) -> Expr:
+    budget.check_time("simplifying")  # distributing a sum simplifies each term in here
     dims = index_dims(factors)
     coef, flat = Fraction(1), factors
     while True:
@@ -395,27 +396,35 @@ def _merge_powers(flat: list[Factor]) -> bool:
 
 
 def _merge_matrix_powers(flat: list[Factor], out: tuple[Index, ...]) -> bool:
-    """A^p * A^q = A^(p+q) along a summed index that only these two carry, when one of them
-    is a power already (A*A stays a product, as written)."""
+    """A^p * A^q = A^(p+q) along a summed index that only these two carry: runs of one base in
+    a chain become one power (A*A*A is A^3), in one pass however long the chain."""
     count = _occurrences(flat, out)
     row_of: dict[Index, int] = {}
     for n, (x, idx) in enumerate(flat):
         if x.ndim == 2 and idx[0] != idx[1] and count[idx[0]] == 2 and idx[0] not in out:
             row_of[idx[0]] = n
-    for n, (x, idx) in enumerate(flat):
-        if x.ndim != 2 or idx[0] == idx[1]:
+    gone: set[int] = set()
+    changed = False
+    for n in range(len(flat)):
+        if n in gone or flat[n][0].ndim != 2 or flat[n][1][0] == flat[n][1][1]:
             continue
-        m = row_of.get(idx[1])
-        if m is None or m == n or flat[m][1][1] == idx[1]:
-            continue
-        (base, p), (other, q) = _power_of(x), _power_of(flat[m][0])
-        if base is not other:
-            continue
-        merged = _simplified(matrix_power(base, p + q))
-        flat[n] = (merged, (idx[0], flat[m][1][1]))
+        base, p = _power_of(flat[n][0])
+        row, col = flat[n][1]
+        while True:
+            m = row_of.get(col)
+            if m is None or m == n or m in gone or flat[m][1][1] in (col, row):
+                break
+            other, q = _power_of(flat[m][0])
+            if other is not base:
+                break
+            gone.add(m)
+            p, col = p + q, flat[m][1][1]
+            changed = True
+        if p != _power_of(flat[n][0])[1]:
+            flat[n] = (_simplified(matrix_power(base, p)), (row, col))
+    for m in sorted(gone, reverse=True):
         del flat[m]
-        return True
-    return False
+    return changed
 
 
 def _power_of(x: Expr) -> tuple[Expr, int]:

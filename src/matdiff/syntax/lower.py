@@ -24,16 +24,65 @@ def lower(root: Node, variables: dict[str, Decl]) -> Expr:
         if isinstance(node, Binary) and node.op in ("+", "-"):
             # a + b - c + ... gathers its terms first: one sum node, built once
             left, right = value.pop(id(node.left)), _built(value.pop(id(node.right)))
+            left = _built(left) if isinstance(left, _Chain) else left
             terms = left if isinstance(left, list) else [(1, left)]
             terms.append((1 if node.op == "+" else -1, right))
             value[id(node)] = terms
             continue
+        if isinstance(node, Binary) and node.op == "*":
+            left = value.pop(id(node.left))
+            chain = _extended(left, node, value[id(node.right)])
+            if chain is not None:
+                value.pop(id(node.right))
+                value[id(node)] = chain
+                continue
+            value[id(node.left)] = _built(left)
         args = [_built(value.pop(id(c))) for c in children(node)]
         value[id(node)] = _lower_node(node, args, variables)
     return _built(value[id(root)])
 
 
+class _Chain(list):
+    """A run of matrix products A*B*C*... gathered first and built as one contraction (built
+    pairwise, each level would re-flatten all the factors before it: quadratic)."""
+
+    row: Expr | None = None      # a row vector in front: x'*A*B
+    column: Expr | None = None   # a column vector at the end: A*B*x
+
+
+def _extended(left, node: Binary, right) -> _Chain | None:
+    if isinstance(left, _Chain) and left.column is None and isinstance(right, Expr):
+        if right.ndim == 2:
+            left.append(right)
+            return left
+        if right.ndim == 1 and not node.right.row:
+            left.column = right
+            return left
+        return None
+    left = _built(left)
+    if not isinstance(right, Expr) or right.ndim != 2:
+        return None
+    if left.ndim == 2:
+        return _Chain([left, right])
+    if left.ndim == 1 and node.left.row:
+        chain = _Chain([right])
+        chain.row = left
+        return chain
+    return None
+
+
 def _built(v: Expr | list) -> Expr:
+    if isinstance(v, _Chain):
+        factors, start = [], 0
+        if v.row is not None:
+            factors.append((v.row, (0,)))
+        for k, m in enumerate(v):
+            factors.append((m, (k, k + 1)))
+        end = len(v)
+        if v.column is not None:
+            factors.append((v.column, (end,)))
+        out = tuple(i for i, free in ((start, v.row is None), (end, v.column is None)) if free)
+        return einsum(factors, out)
     return ir.add(v) if isinstance(v, list) else v
 
 

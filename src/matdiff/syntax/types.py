@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .. import budget
 from ..core.ir import DimProduct, dim_names, dim_product
 from ..errors import MatdiffError
 from .parse import (
@@ -29,6 +30,7 @@ from .parse import (
     to_text,
 )
 
+RESERVED_NAMES = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 PROPERTIES = ("symmetric", "posdef", "diagonal", "invertible", "positive")
 _IMPLIED = {"posdef": {"symmetric", "invertible"}, "diagonal": {"symmetric"}}
 _NEEDS_SQUARE = {"symmetric", "posdef", "diagonal", "invertible"}
@@ -102,7 +104,7 @@ def _check_variable_name(name: str, quoted: str, column: int | None, source: str
                            column=column, source=source)
 
 
-_TYPE_TOKEN = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\d+)|(\S))")
+_TYPE_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|([0-9]+)|(\S))")  # ASCII only
 
 
 def _parse_type(text: str, offset: int, quoted: str,
@@ -139,6 +141,14 @@ def _parse_type(text: str, offset: int, quoted: str,
             if position >= len(tokens) or tokens[position][1] == symbol:
                 raise fail("expected a dimension", column_of(position))
             dim, kind, column = tokens[position]
+            if kind == number and len(dim) > 12:
+                raise fail(f"dimension {dim[:12]}... is too large", column)
+            if kind == number and int(dim) > budget.current().dimension:
+                raise budget.LimitError(f"dimension {dim} in {quoted} is over the limit",
+                                        "dimension", column=column, source=source)
+            if kind == word and dim in RESERVED_NAMES:
+                raise fail(f"'{dim}' cannot name a dimension: it is a function or constant",
+                           column, "choose another name, such as n or k")
             if kind == number and int(dim) == 0:
                 raise fail("dimensions must be positive", column)
             if kind == word and not _NAME.fullmatch(dim):
@@ -186,9 +196,12 @@ def _declaration_from_dict_entry(name: object, value: object) -> Decl:
                                "('m', 'n'); a dimension is a name or a positive integer")
         props = value.get("props", ())
         props = props.split() if isinstance(props, str) else props
-        unknown = [prop for prop in props if prop not in PROPERTIES]
+        if not isinstance(props, (list, tuple, set, frozenset)):
+            raise MatdiffError(f"props of {name} must be text or a list of properties, not "
+                               f"{type(props).__name__}")
+        unknown = [prop for prop in props if not isinstance(prop, str) or prop not in PROPERTIES]
         if unknown:
-            raise MatdiffError(f"unknown property '{unknown[0]}' for {name}",
+            raise MatdiffError(f"unknown property {unknown[0]!r} for {name}",
                                hint="known properties: " + ", ".join(PROPERTIES))
         return _make_decl(name, tuple(shape), dict.fromkeys(props), None, None)
     raise MatdiffError(f"cannot read the declaration of {name}: {value!r}",
@@ -196,8 +209,11 @@ def _declaration_from_dict_entry(name: object, value: object) -> Decl:
 
 
 def _is_dimension(dim: object) -> bool:
-    if isinstance(dim, bool):
+    if isinstance(dim, bool) or dim in RESERVED_NAMES:
         return False
+    if isinstance(dim, int) and dim > budget.current().dimension:
+        raise budget.LimitError(f"dimension {budget.shorten(str(dim), 30)} is over the limit",
+                                "dimension")
     return dim is None or (isinstance(dim, int) and dim > 0) or (
         isinstance(dim, str) and bool(_NAME.fullmatch(dim)))
 
@@ -382,6 +398,7 @@ class _Inference:
         self.tangent_of: dict[str, str] = {}  # direction dV -> its variable V
         for node in nodes:
             self.types[node] = self._type_of(node)
+        self._refuse_clashing_dimensions()
         self.names = self._dim_names(nodes)
         for node in nodes:
             node_type = self.types[node]
@@ -400,6 +417,20 @@ class _Inference:
             # but is not posdef or invertible because S is
             return self.decls[base].props & TANGENT_PROPERTIES
         return frozenset()
+
+    def _refuse_clashing_dimensions(self) -> None:
+        """A dimension named like a vector or matrix variable would print, and read back, as
+        that variable: refused (a scalar of that name is its size)."""
+        for d in sorted(self.dimension_names):
+            decl = self.decls.get(d)
+            used = self.variables.get(d)
+            if (decl is not None and decl.shape) or (used is not None and used.dims):
+                node = self.used.get(d)
+                rank = len(decl.shape) if decl is not None else len(used.dims)
+                raise MatdiffError(f"{d} names both a dimension and a "
+                                   f"{'matrix' if rank == 2 else 'vector'} variable",
+                                   column=node.pos if node else None, source=self.source,
+                                   hint="rename the dimension or the variable")
 
     def _type_of(self, node: Node) -> _Type:
         if isinstance(node, Num):
