@@ -175,10 +175,11 @@ def test_textbook_forms(expr, wrt, declare, text):
 
 def test_gaussian_in_latex_and_unicode():
     r = matdiff.derive(GAUSSIAN, "S", declare=GAUSSIAN_DECLARE)
-    assert r.latex.startswith(r"\frac{1}{2} ")
+    assert r.latex.startswith(r"\frac{\left(2 \pi\right)^{-\frac{1}{2} k} \exp")
+    assert r"}{2 \sqrt{\det\left(S\right)}} \left(S^{-1}" in r.latex
     assert r.latex.endswith(r"\left(S^{-1} \left(x - m\right) \left(x - m\right)^{\top} S^{-1}"
                             r" - S^{-1}\right)")
-    assert r.unicode.endswith("(S⁻¹(x − m)(x − m)ᵀS⁻¹ − S⁻¹)")
+    assert r.unicode.endswith("(S⁻¹(x − m)(x − m)ᵀS⁻¹ − S⁻¹)/(2 √(det(S)))")
 
 
 def test_diagonal_variable():

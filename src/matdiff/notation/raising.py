@@ -18,7 +18,7 @@ from fractions import Fraction
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
 from ..errors import MatdiffError
-from .factor import factor_sum, scale_mono, split_den
+from .factor import factor_sum, positive_power, scale_mono, split_den
 from .tree import (
     EYE,
     MATRIX_ONES,
@@ -118,8 +118,10 @@ class _Raiser:
     def _power(self, e: Expr):
         base, exponent = e.args
         b, x = self.raise_(base), self.raise_(exponent)
-        if exponent.op == "num" and exponent.data == Fraction(1, 2) and not base.ndim:
-            return Call("sqrt", (b,))
+        if exponent.op == "num" and not base.ndim and exponent.data > 0:
+            return positive_power(b, exponent.data)
+        if exponent.op == "num" and not base.ndim:
+            return split_den(Mono(Fraction(1), (Power(b, x, False),)))  # 1/a, 1/sqrt(a)
         if exponent.op == "num" and exponent.data < 0 and base.ndim == 1:
             return hadamard([Power(b, x, True)])  # vector(1)./x
         return Power(b, x, bool(base.ndim))

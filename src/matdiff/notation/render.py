@@ -186,6 +186,8 @@ class _Printer:
         if s is TEXT and a.denominator != 1 and len(factors) == 1 and not den \
                 and isinstance(factors[0], (Sym, Call, Power, Transpose)):
             den, a = [Num(Fraction(a.denominator))], Fraction(a.numerator)  # k/2, not 1/2*k
+        if den and a.denominator != 1:  # y/(2*sqrt(a)), not 1/2*y/sqrt(a)
+            den, a = [Num(Fraction(a.denominator))] + den, Fraction(a.numerator)
         lone = len(factors) == 1 and a == 1 and not den  # -y.*z needs no parentheses
         parts = [self.at_least(f, PRODUCT if lone else POWER) for f in factors]
         if a != 1 or not parts:
@@ -195,8 +197,13 @@ class _Printer:
         text, level = self.join_product(parts), PRODUCT
         if den:
             below = [self.at_least(d, POWER) for d in den]
-            if s is LATEX:
-                text, level = rf"\frac{{{text}}}{{{self.join_product(below)}}}", ATOM
+            if s is LATEX:  # the fraction holds the scalars; the product follows it
+                n_chain = len(_inline_chain(node.chain))
+                top, rest = parts[:len(parts) - n_chain], parts[len(parts) - n_chain:]
+                frac = rf"\frac{{{self.join_product(top or ['1'])}}}" \
+                    rf"{{{self.join_product(below)}}}"
+                text, level = (self.join_product([frac] + rest), PRODUCT) if rest \
+                    else (frac, ATOM)
             elif len(den) == 1:
                 text = f"{text}/{below[0]}"
             else:
