@@ -15,6 +15,7 @@ from .core.ir import Dim, Expr
 from .core.simplify import simplify
 from .errors import MatdiffError
 from .notation.factor import abbreviate
+from .notation.names import with_names
 from .notation.raising import raise_expr
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm
@@ -64,6 +65,20 @@ class Result:
     def notation(self):
         return raise_expr(self.derivative, self.reading_order)
 
+    @cached_property
+    def named_notation(self):
+        """The notation with names for repeated parts (notation/names.py says when)."""
+        taken = set(self.variables) | {"f", "pi", "eye"} | {
+            d for v in self.variables.values() for d in v.shape if isinstance(d, str)}
+        quantities = [self.function] + ([self._first] if self.order == 2 else [])
+        return with_names(self.derivative, quantities, self.wrt,
+                          lambda e, shapes: raise_expr(e, self.reading_order, shapes), taken)
+
+    @property
+    def plain(self) -> str:
+        """``text`` without ``where`` bindings: every part written out."""
+        return render(self.notation, TEXT)
+
     @property
     def reading_order(self) -> dict[str, int]:
         return {name: k for k, name in enumerate(self.variables)}
@@ -88,7 +103,8 @@ class Result:
 
     @property
     def text(self) -> str:
-        """Matrix notation in the input syntax (``matdiff.parse`` reads it back)."""
+        """Matrix notation in the input syntax (``matdiff.parse`` reads it back), repeated
+        long parts named in ``where`` bindings (``plain`` has none)."""
         return self.in_style("text")
 
     @property
@@ -101,7 +117,7 @@ class Result:
 
     def in_style(self, style: str) -> str:
         """The derivative in "text", "latex" or "unicode"."""
-        return render(self.notation, STYLES[style])
+        return render(self.named_notation, STYLES[style])
 
     @property
     def is_index_notation(self) -> bool:

@@ -200,6 +200,13 @@ def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, l
             coef *= x.data[0]
             work.append((x.args[0], idx))
             continue
+        if x.op == "sum" and x.ndim == 2 and len(set(idx)) == 2:
+            # a matrix sum and its (distributed) transpose are one factor: the one with fewer
+            # transposed terms stands, so that (Y - 1*m')' and Y' - m*1' meet
+            xt = _transposed_sum(x)
+            if _transposed_terms(xt, x) < _transposed_terms(x, xt):
+                work.append((xt, idx[::-1]))
+                continue
         if x.op == "sum" and x.data[0] != 1:
             lead = x.data[0]
             coef *= lead
@@ -215,6 +222,25 @@ def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, l
             continue
         flat.append((x, idx))
     return coef, flat
+
+
+def _transposed_sum(x: Expr) -> Expr:
+    """The transpose of a simplified matrix sum, distributed over its terms."""
+    done = x.cache.get("transposed")
+    if done is None:
+        done = x.cache["transposed"] = _canonical_sum(
+            [(c, _simplified(einsum([(t, (0, 1))], (1, 0)))) for c, t in zip(x.data, x.args)],
+            x.shape[::-1])
+    return done
+
+
+def _transposed_terms(x: Expr, other: Expr) -> tuple:
+    """How many terms of x are plain transposes (then a tie-break), to order x against
+    its transpose ``other``."""
+    terms = x.args if x.op == "sum" else (x,)
+    count = sum(t.op == "einsum" and len(t.args) == 1 and t.data[0][0] != t.data[1]
+                for t in terms)
+    return (count, x.key if x is not other else 0)
 
 
 def _occurrences(flat: list[Factor], out: tuple[Index, ...]) -> dict[Index, int]:

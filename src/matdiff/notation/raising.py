@@ -53,14 +53,18 @@ OUT_NAMES = "ijklpqrstuvw"
 SUM_NAMES = "abcdefghmnoxyz"
 
 
-def raise_expr(e: Expr, reading_order: dict[str, int] | None = None):
+def raise_expr(e: Expr, reading_order: dict[str, int] | None = None,
+               shapes: dict | None = None):
     """The notation tree of a simplified IR expression (matrix notation where one exists).
 
     ``reading_order`` ranks variable names (by first appearance in the input, say): terms are
     listed, and the signs of differences chosen, to read like the input (``x - m``, not
-    ``m - x``).
+    ``m - x``). ``shapes``, where given, receives the number of axes of each note raised from
+    an IR node.
     """
     raiser = _Raiser(reading_order or {})
+    if shapes is not None:
+        raiser.shapes = shapes
     try:
         if e.ndim <= 2:
             try:
@@ -79,11 +83,13 @@ class _Raiser:
         self.memo: dict[Expr, object] = {}
         self.reading_order = reading_order
         self.symmetric: set = set()  # notes of symmetric matrices: their transpose is them
+        self.shapes: dict = {}       # note -> number of axes, for names.py
 
     def raise_(self, e: Expr):
         done = self.memo.get(e)
         if done is None:
             done = self.memo[e] = self._raise(e)
+            self.shapes[done] = e.ndim
             if is_symmetric(e):
                 self.symmetric.add(done)
         return done
@@ -94,8 +100,8 @@ class _Raiser:
             return Num(e.data)
         if op in ("const", "dim"):
             return Sym(e.data)
-        if op == "var":
-            return Sym(e.data[0])
+        if op in ("var", "named"):  # "named": a part that names.py named
+            return Sym(e.data[0] if op == "var" else e.data)
         if op == "ones":
             return ONES
         if op == "delta":

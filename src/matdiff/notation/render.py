@@ -22,6 +22,7 @@ from .tree import (
     Sum,
     Sym,
     Transpose,
+    Where,
 )
 
 # precedence levels: a child printed below the level its parent needs gets parentheses
@@ -200,6 +201,8 @@ class _Printer:
             if s is LATEX:  # the fraction holds the scalars; the product follows it
                 n_chain = len(_inline_chain(node.chain))
                 top, rest = parts[:len(parts) - n_chain], parts[len(parts) - n_chain:]
+                if not top and len(rest) == 1:  # \frac{\exp(x)}{...}: one factor goes on top
+                    top, rest = rest, []
                 frac = rf"\frac{{{self.join_product(top or ['1'])}}}" \
                     rf"{{{self.join_product(below)}}}"
                 text, level = (self.join_product([frac] + rest), PRODUCT) if rest \
@@ -230,6 +233,12 @@ class _Printer:
             else:
                 out += f" {s.minus} {body}" if negative else f" + {body}"
         return out, SUM
+
+    def p_Where(self, node: Where) -> tuple[str, int]:
+        bound = ", ".join(f"{self.p_Sym(Sym(n))[0]} = {self.show(v)}"
+                          for n, v in zip(node.names, node.values))
+        glue = {"text": " where ", "latex": r" \quad\text{where } ", "unicode": "  where "}
+        return f"{self.show(node.body)}{glue[self.s.name]}{bound}", SUM
 
     # index notation ------------------------------------------------------------------------------
     def p_Indexed(self, node: Indexed) -> tuple[str, int]:
