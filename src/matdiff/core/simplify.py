@@ -136,6 +136,7 @@ def split_coefficient(e: Expr) -> tuple[Fraction, Expr]:
 Factor = tuple[Expr, tuple[Index, ...]]
 MAX_ARRANGEMENTS = 200
 MAX_DISTRIBUTED_TERMS = 16
+MAX_DISTRIBUTED_TENSOR_TERMS = 64  # a Hessian by a matrix, met by its directions
 
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
@@ -159,8 +160,10 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
     for n, (x, idx) in enumerate(flat):
-        if x.op == "sum" and len(x.args) <= MAX_DISTRIBUTED_TERMS and (
-                x.ndim > 2 or any(_has_identity(t) for t in x.args)):
+        if x.op == "sum" and (
+                (x.ndim > 2 and len(x.args) <= MAX_DISTRIBUTED_TENSOR_TERMS)
+                or (len(x.args) <= MAX_DISTRIBUTED_TERMS
+                    and any(_has_identity(t) for t in x.args))):
             # a sum of 3- or 4-index tensors (the derivative of a matrix by a vector or a
             # matrix) has no matrix form, and the identities in a sum of Jacobians cancel
             # against the other factors: each term meets the other factors alone

@@ -25,7 +25,7 @@ from fractions import Fraction
 from ..core.ir import Expr, depends_on, einsum, power, topological
 from ..core.simplify import simplify
 from .render import TEXT, render
-from .tree import IndexForm, Num, Sum, Sym, Where, children, mono, names
+from .tree import IndexForm, Mono, Num, Sum, Sym, Transpose, Where, children, mono, names
 
 MIN_LENGTH = 12
 MAX_QUANTITIES = 8
@@ -36,11 +36,12 @@ UPPER = "GHKMNPQRTUW"
 Raise = Callable[[Expr, dict], object]  # (IR, {note: ndim} to fill) -> notation
 
 
-def with_names(derivative: Expr, quantities: list[Expr], wrt: str, raise_: Raise,
-               taken: set[str]):
+def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
+               raise_: Raise, taken: set[str], symmetric_of: Expr | None = None):
     """The notation of ``derivative`` with names for repeated parts (a ``Where``), or plain
     where no name makes it shorter. ``quantities`` are the expressions (the function, the
-    gradient) whose parts that depend on ``wrt`` may be named."""
+    gradient) whose parts that depend on a variable of ``wrt`` may be named; where the
+    derivative is sym(G) of ``symmetric_of`` = G, ``1/2*(G + G') where G = ...`` is offered."""
     shapes: dict = {}
     plain = raise_(derivative, shapes)
     if isinstance(plain, IndexForm) or len(topological(derivative)) > MAX_NODES:
@@ -62,6 +63,17 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: str, raise_: Raise
             best, bindings, ir, shapes = note, candidate, named_ir, shapes_q
             taken.add(name)
     best, bindings = _name_repeats(best, bindings, shapes, taken)
+    if symmetric_of is not None:
+        g_shapes: dict = {}
+        g = raise_(symmetric_of, g_shapes)
+        name = _fresh(2, taken | {n for n, _ in bindings})
+        term, flipped = Mono(Fraction(1), (), (Sym(name),)), Mono(Fraction(1), (), (
+            Transpose(Sym(name)),))
+        half = Mono(Fraction(1, 2), (), (Sum((term, flipped)),))
+        sym_note, sym_bindings = _name_repeats(g, [], g_shapes, taken | {name})
+        candidate = [(name, sym_note)] + sym_bindings
+        if not isinstance(g, IndexForm) and _length(half, candidate) < _length(best, bindings):
+            best, bindings = half, candidate
     if not bindings:
         return best
     return Where(best, tuple(n for n, _ in bindings), tuple(v for _, v in bindings))
@@ -69,7 +81,7 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: str, raise_: Raise
 
 # --- quantities of the function, absorbed into products ----------------------------------------
 
-def _quantities(derivative: Expr, quantities: list[Expr], wrt: str) -> list[Expr]:
+def _quantities(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...]) -> list[Expr]:
     """Elementwise products in the quantities (each without its factors that do not depend
     on ``wrt``: sum(y)*exp(z)/sum(exp(z)) offers the softmax) whose every factor's base
     occurs in the derivative, largest first."""
@@ -79,7 +91,7 @@ def _quantities(derivative: Expr, quantities: list[Expr], wrt: str) -> list[Expr
         for e in topological(root):
             if e.op != "einsum":
                 continue
-            kept = [(a, i) for a, i in zip(e.args, e.data[0]) if depends_on(a, wrt)]
+            kept = [(a, i) for a, i in zip(e.args, e.data[0]) if any(depends_on(a, w) for w in wrt)]
             for target in {i for _, i in kept if i and len(set(i)) == len(i)}:
                 # the factors on one index tuple: exp(-u)./(exp(-u) + 1) inside X'*(y.*...)
                 group = [(a, i) for a, i in kept if i == target or (not i and
@@ -170,8 +182,10 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
                     counts[sub] = counts.get(sub, 0) + 1
         best = None
         for sub, k in counts.items():
+            if k < 2:
+                continue
             size = _size(sub)
-            if k >= 2 and size >= MIN_LENGTH:
+            if size >= MIN_LENGTH:
                 saving = (k - 1) * size
                 if best is None or saving > best[0]:
                     best = (saving, sub)

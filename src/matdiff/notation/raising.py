@@ -168,9 +168,14 @@ class _Raiser:
             raise NoMatrixForm
         coef = Fraction(1)
         pieces = []
+        pulled, pulled_den = [], []  # scalar factors of array factors: (c*A)*B is c*A*B
         for x, idx in zip(e.args, factor_idx):
             note, c = self.prefer_positive(self.raise_(x))
             coef *= c
+            if idx and isinstance(note, Mono) and note.chain and (note.scalars or note.den):
+                pulled += note.scalars
+                pulled_den += note.den
+                note = _note_of(note.chain)
             pieces.append(_Piece(note, idx, is_symmetric(x)).diagonal())
         fresh = itertools.count(1 + max([i for p in pieces for i in p.idx] + list(out),
                                         default=-1))
@@ -185,12 +190,14 @@ class _Raiser:
                 by_touch.setdefault(touched, []).append(_note_of(m.chain))
         chain = _combine(by_touch, out, self.rank, self.symmetric)
         chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
-        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1:
+        scalars += pulled
+        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1 \
+                and not pulled_den:
             return scalars[0]
         scalars.sort(key=self.rank)
         if coef < 0:
             coef, chain = self._constant_first(coef, chain)
-        return split_den(Mono(coef, tuple(scalars), tuple(chain)))
+        return split_den(Mono(coef, tuple(scalars), tuple(chain), tuple(pulled_den)))
 
     def _constant_first(self, coef: Fraction, chain: list) -> tuple[Fraction, list]:
         """-(f(x) - 1)*A is written (1 - f(x))*A."""
@@ -261,10 +268,13 @@ def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) 
     """One connected component: a scalar, a vector on one output index or a matrix on two.
 
     Where the index graph has no direct reading, products of two matrices along a summed
-    index are formed first, one at a time, until it has (``((A*A).*A)*((A*A).*A)'``)."""
+    index are formed first, one at a time, until it has (``((A*A).*A)*((A*A).*A)'``). An
+    index only one matrix carries is closed with vector(1) first, so that G[a,d] summed over
+    d is the vector G*vector(1) on a, ready to meet the other vectors on a."""
     while True:
         pieces = _hadamard_matrices([_Piece(p.note, p.idx, p.symmetric) for p in pieces],
                                     touched)
+        pieces = _close_dangling(pieces, touched)
         try:
             return _raise_graph([_Piece(p.note, p.idx, p.symmetric) for p in pieces], touched,
                                 fresh, rank, symmetric)
@@ -299,6 +309,28 @@ def _multiply_one_link(pieces: list, out: tuple) -> list:
             product = _note_of(tuple(_chain_of(p.oriented(a)) + _chain_of(q.oriented(c))))
             rest = [r for k, r in enumerate(pieces) if k not in (n, m)]
             return rest + [_Piece(product, (a, b)).diagonal()]
+    for c in count:  # A[a,c]*v[c]*B[b,c]: the product A*diag(v)*B' (or A*v alone)
+        on_c = [p for p in pieces if c in p.idx]
+        matrices = [p for p in on_c if len(p.idx) == 2 and len(set(p.idx)) == 2]
+        vectors = [p for p in on_c if p.idx == (c,)]
+        if c in out or len(matrices) not in (1, 2) or not vectors or \
+                len(matrices) + len(vectors) != len(on_c):
+            continue
+        if len(matrices) == 1:  # A[a,c]*u[c]*v[c]: the vector A*(u.*v)
+            (p,) = matrices
+            a = p.idx[1] if p.idx[0] == c else p.idx[0]
+            product = _note_of(tuple(_chain_of(p.oriented(a))
+                                     + [hadamard([v.note for v in vectors])]))
+            rest = [r for r in pieces if all(r is not o for o in on_c)]
+            return rest + [_Piece(product, (a,))]
+        p, q = matrices
+        a = p.idx[1] if p.idx[0] == c else p.idx[0]
+        b = q.idx[1] if q.idx[0] == c else q.idx[0]
+        middle = Call("diag", (hadamard([v.note for v in vectors]),))
+        product = _note_of(tuple(_chain_of(p.oriented(a)) + [middle]
+                                 + _chain_of(q.oriented(c))))
+        rest = [r for r in pieces if all(r is not o for o in on_c)]
+        return rest + [_Piece(product, (a, b)).diagonal()]
     raise NoMatrixForm
 
 
@@ -403,6 +435,9 @@ def _close_dangling(pieces, out) -> list[_Piece]:
         lone = [i for i in p.idx if count[i] == 1]
         if len(p.idx) == 1 and lone:
             result.append(_Piece(p.summed(), ()))
+            continue
+        if len(p.idx) == 2 and len(lone) == 2 and lone[0] != lone[1]:
+            result.append(_Piece(Call("sum", (p.note,)), ()))  # sum(X), not 1'*X*1
             continue
         result.append(p)
         for i in lone:
@@ -558,3 +593,12 @@ def _ordered_indices(term: Mono, out_names: tuple) -> Mono:
         return min((first.get(i, len(first)) for i in indices), default=len(first))
 
     return Mono(term.coef, term.scalars, tuple(sorted(term.chain, key=position)), term.den)
+
+
+def raise_index_form(e: Expr, reading_order: dict[str, int] | None = None) -> IndexForm:
+    """Index notation for ``e`` whatever its rank (the third view of a linear map)."""
+    try:
+        return index_form(e, _Raiser(reading_order or {}))
+    except NoMatrixForm:
+        raise MatdiffError("this derivative has no index-notation form matdiff can print yet",
+                           hint="its value is still available through numpy()") from None

@@ -5,6 +5,7 @@ One precedence-driven printer serves all three; a style says how each construct 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -48,6 +49,7 @@ UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
 _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isalpha()} | {
     "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
     "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}"}
+_DIRECTION = re.compile(r"d([A-Za-z])(?:_(\d+))?")
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
@@ -104,6 +106,10 @@ class _Printer:
             return "I", ATOM
         if node.name == "pi":
             return (r"\pi" if self.s is LATEX else "π"), ATOM
+        direction = _DIRECTION.fullmatch(node.name)
+        if direction and self.s is LATEX:  # dX, dX_2: the differential of X
+            base, k = direction.groups()
+            return rf"\mathrm{{d}}{base}" + (f"_{{{k}}}" if k else ""), ATOM
         if self.s is LATEX and len(node.name) > 1:
             head, tail = node.name[0], node.name[1:]
             if tail.isdigit():
@@ -202,7 +208,7 @@ class _Printer:
                 n_chain = len(_inline_chain(node.chain))
                 top, rest = parts[:len(parts) - n_chain], parts[len(parts) - n_chain:]
                 if not top and len(rest) == 1:  # \frac{\exp(x)}{...}: one factor goes on top
-                    top, rest = rest, []
+                    top, rest = [self.show(_inline_chain(node.chain)[0])], []
                 frac = rf"\frac{{{self.join_product(top or ['1'])}}}" \
                     rf"{{{self.join_product(below)}}}"
                 text, level = (self.join_product([frac] + rest), PRODUCT) if rest \
