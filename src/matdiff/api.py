@@ -9,28 +9,30 @@ from functools import cached_property
 
 import numpy as np
 
+from . import budget
+from .budget import Limits
 from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
-from .core.ir import PRIMITIVES, Dim, Expr
+from .core.ir import PRIMITIVES, Dim, Expr, shape_text
 from .core.simplify import simplify
 from .errors import MatdiffError
-from .notation.differential import apply_to
+from .notation.differential import applied_note
 from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
 from .notation.names import with_names
 from .notation.raising import raise_expr, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
-from .notation.tree import IndexForm
-from .numeric.check import verify, verify_directional
+from .notation.tree import IndexForm, Sym
+from .numeric.check import Verdict, verify, verify_directional
 from .numeric.codegen import compile_numpy
 from .syntax.lower import lower
-from .syntax.parse import parse_typed
-from .syntax.types import Decl, declaration_text, parse_declarations, with_stated_sizes
+from .syntax.parse import CONSTANTS, FUNCTIONS, parse_text
+from .syntax.types import Decl, declaration_text, infer, parse_declarations, with_stated_sizes
 
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
-MAX_IR_NODES = 50_000
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
+RESERVED = frozenset(FUNCTIONS + CONSTANTS)
 
 CONVENTION_NOTES = {
     "sym": "{x} is symmetric: this is the gradient on symmetric matrices, sym(G) = (G + G')/2 "
@@ -51,22 +53,28 @@ class Form:
     expr: Expr                      # its IR
     variables: dict[str, Decl]      # the expression's variables and the directions
     reading_order: dict[str, int]
+    fallback: Callable[[], object] | None = field(default=None, repr=False)  # a notation of
+    #                                 the same value, for where expr raises to index notation
     quantities: tuple[Expr, ...] = ()  # whose parts of ``wrts`` may be named (names.py)
     wrts: tuple[str, ...] = ()
     symmetric_of: Expr | None = None   # G, where expr is sym(G) = (G + G')/2
 
     @cached_property
     def notation(self):
-        return raise_expr(self.expr, self.reading_order)
+        note = raise_expr(self.expr, self.reading_order)
+        if isinstance(note, IndexForm) and self.fallback is not None:
+            return self.fallback() or note
+        return note
 
     @cached_property
     def named_notation(self):
         """The notation with names for repeated parts, where they shorten it (names.py)."""
         taken = set(self.variables) | {"f", "pi", "eye"} | {
             d for v in self.variables.values() for d in v.shape if isinstance(d, str)}
-        return with_names(self.expr, list(self.quantities), self.wrts,
-                          lambda e, shapes: raise_expr(e, self.reading_order, shapes), taken,
-                          self.symmetric_of)
+        named = with_names(self.expr, list(self.quantities), self.wrts,
+                           lambda e, shapes: raise_expr(e, self.reading_order, shapes), taken,
+                           self.symmetric_of)
+        return self.notation if isinstance(named, IndexForm) else named  # or the fallback
 
     @property
     def plain(self) -> str:
@@ -86,7 +94,7 @@ class Form:
         return self.in_style("unicode")
 
     def in_style(self, style: str, plain: bool = False) -> str:
-        text = render(self.notation if plain else self.named_notation, STYLES[style])
+        text = render(self.notation if plain else self.named_notation, _style(style))
         if style != "text" or isinstance(self.notation, IndexForm):
             return text
         return with_stated_sizes(text, self.variables, self.expr.shape)
@@ -115,6 +123,8 @@ class Result:
     differential_expr: Expr | None = field(default=None, repr=False)
     directions: dict[str, Decl] = field(default_factory=dict)  # dX, dS... (or the direction)
     notes: tuple[str, ...] = ()     # what the derivative assumes (sign's derivative is 0...)
+    declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
+    limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
     unstructured: Expr | None = field(default=None, repr=False)  # G, where this is sym(G)
 
     @property
@@ -124,14 +134,27 @@ class Result:
 
     @cached_property
     def notation(self):
-        return raise_expr(self.derivative, self.reading_order)
+        with budget.request(self.limits):
+            return raise_expr(self.derivative, self.reading_order)
 
     @cached_property
     def differential(self) -> Form:
         """dF in the direction dX (d2f in dX twice for order 2, dx and dS for mixed): the
         derivative contracted with the directions over the variables' axes."""
         return Form(self.differential_expr, {**self.variables, **self.directions},
-                    self.reading_order)
+                    self.reading_order, self._applied_derivative)
+
+    def _applied_derivative(self):
+        """The derivative's matrix notation applied to the directions (G'*dx, tr(G'*dX)), for
+        where the contraction's own index graph has no matrix form."""
+        if self.direction is not None or self.convention == "cookbook" or \
+                isinstance(self.notation, IndexForm):
+            return None
+        names = list(self.directions) or [f"d{w}" for w in self.wrts]
+        if len(names) == 1 and self.order > 1:
+            names = names * self.order
+        blocks = [(Sym(n), len(self.variables[w].shape)) for n, w in zip(names, self.wrts)]
+        return applied_note(self.notation, blocks, self.function.ndim)
 
     @property
     def declaration(self) -> str:
@@ -169,8 +192,18 @@ class Result:
         appears as a factor (``1/2*f*(...)``); None where it does not."""
         if self.function.ndim or self.is_index_notation or self.shown_as_differential:
             return None
+        with budget.request(self.limits):
+            whole = raise_expr(self.function, self.reading_order)
+            short = abbreviate(self.notation, whole, symbol)
+            return None if short is None else render(short, _style(style))
+
+    def differential_abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
+        """The differential with the (scalar) expression written as ``symbol`` where it is a
+        factor (``f*(((x - m)'*inv(S)*dx)^2 - dx'*inv(S)*dx)``); None where it is not."""
+        if self.function.ndim or isinstance(self.differential.notation, IndexForm):
+            return None
         whole = raise_expr(self.function, self.reading_order)
-        short = abbreviate(self.notation, whole, symbol)
+        short = abbreviate(self.differential.notation, whole, symbol)
         return None if short is None else render(short, STYLES[style])
 
     @property
@@ -190,22 +223,27 @@ class Result:
     def in_style(self, style: str) -> str:
         """The derivative in "text", "latex" or "unicode" (its differential where it has
         three or more axes)."""
-        if self.shown_as_differential:
-            return self.differential.in_style(style)
-        return self.form.in_style(style)
+        with budget.request(self.limits):
+            if self.shown_as_differential:
+                return self.differential.in_style(style)
+            return self.form.in_style(style)
 
     @cached_property
     def form(self) -> Form:
         """The derivative itself as a Form (its parts that are quantities of the function,
         or of the derivative one order lower, may be named)."""
         quantities = (self.function,) + ((self._first,) if self._first is not None else ())
-        return Form(self.derivative, self._all_variables, self.reading_order, quantities,
-                    tuple(self.wrts), self.unstructured)
+        return Form(self.derivative, self._all_variables, self.reading_order,
+                    quantities=quantities, wrts=tuple(self.wrts),
+                    symmetric_of=self.unstructured)
 
     @property
     def plain(self) -> str:
         """``text`` without ``where`` bindings: every part written out."""
-        return self.differential.plain if self.shown_as_differential else self.form.plain
+        with budget.request(self.limits):
+            if self.shown_as_differential:
+                return self.differential.plain
+            return self.form.plain
 
     @property
     def is_index_notation(self) -> bool:
@@ -230,21 +268,80 @@ class Result:
     def numpy(self) -> Callable[..., np.ndarray]:
         """callable(**arrays) -> the derivative's value (vectors are 1-D arrays). Its shape is
         shape(F) followed by the shape of each wrt in turn (shape(x) + shape(S) for
-        wrt=("x", "S")); a directional derivative has shape(F) (order 1) or shape(X)."""
-        return compile_numpy(self.derivative, self._shapes)
+        wrt=("x", "S")); a directional derivative has shape(F) (order 1) or shape(X).
 
-    def check(self, trials: int = 3, seed: int = 0) -> float:
-        """Max relative error against central finite differences at random valid points (of
-        the derivative one order lower, for higher orders)."""
-        lower = self.function if self.order == 1 else self._first
-        f = compile_numpy(lower, self._shapes)
+        Values are checked against the declarations: a wrong shape, a missing or unknown
+        name, a non-finite or non-numeric value, or an array that breaks a declared property
+        (a non-symmetric array for a symmetric variable, say) is a MatdiffError; arrays are
+        never silently symmetrised."""
         props = {name: d.props for name, d in self._all_variables.items()}
-        wrt = self.wrts[-1]
-        if self.direction is not None:
-            return verify_directional(f, self.numpy(), self._shapes, props, wrt,
-                                      self.direction, trials, seed)
-        mode = self.convention if self.variables[wrt].props & STRUCTURE else None
-        return verify(f, self.numpy(), self._shapes, props, wrt, mode or "full", trials, seed)
+        with budget.request(self.limits):
+            return compile_numpy(self.derivative, self._shapes, props, self.declared,
+                                 self.limits)
+
+    def compile(self, backend: str = "numpy"):
+        """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
+        "torch" (planned and cached per binding of the sizes)."""
+        from .numeric.compile import Compiled
+        return Compiled([self.derivative], self._shapes, backend, self._name,
+                        lambda: self._doc)
+
+    def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
+        """Self-contained Python source of :meth:`compile`'s function (contraction order
+        planned for ``sizes``), with the function itself and a ``check_gradient`` helper where
+        the derivative is a gradient."""
+        from .numeric.compile import Compiled
+        from .numeric.emit import gradient_check_source, module_source
+        compiled = self.compile(backend)
+        sizes = compiled.bound_sizes(sizes)
+        functions, check = [compiled.function(sizes)], ""
+        if self.order == 1 and not self.function.ndim and self.convention != "cookbook" \
+                and self.direction is None:
+            value = Compiled([self.function], self._shapes, backend, "f",
+                             lambda: f"f = {self.function_text}")
+            functions.append(value.function(sizes))
+            props = {n: d.props for n, d in self._all_variables.items()}
+            check = gradient_check_source("f", self._name, self.wrt, self._shapes, props,
+                                          self.convention, backend)
+        return module_source(functions, backend, check)
+
+    @property
+    def _name(self) -> str:
+        f = "f" if not self.function.ndim else "F"
+        name = f"d{self.order if self.order > 1 else ''}{f}_" + "_".join(
+            f"d{w}" for w in (self.wrts or (self.wrt,)))
+        return name + (f"_{self.direction}" if self.direction else "")
+
+    @property
+    def _doc(self) -> str:
+        label = self._name.replace("_", "/", 1)
+        lines = [f"{label} of f = {self.function_text}", "",
+                 f"{label} = {self.abbreviated('f') or self.text}",
+                 f"shape {shape_text(self.shape)} (shape(F) + shape(X))"]
+        if self.convention_note:
+            lines.append(self.convention_note)
+        return "\n".join(lines)
+
+    def check(self, trials: int = 3, seed: int = 0) -> Verdict:
+        """Max relative error against central finite differences at random valid points (of
+        the derivative one order lower, for higher orders): a float that also says
+        ``.verdict``, "ok", "mismatch" or "inconclusive" (judged by the differences' own error
+        estimate), and ``.resolution``."""
+        if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 100:
+            raise MatdiffError(f"trials must be a whole number from 1 to 100, not {trials!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise MatdiffError(f"seed must be a whole number >= 0, not {seed!r}")
+        with budget.request(self.limits):
+            lower = self.function if self.order == 1 else self._first
+            f = compile_numpy(lower, self._shapes, limits=self.limits)
+            df = compile_numpy(self.derivative, self._shapes, limits=self.limits)
+            props = {name: d.props for name, d in self._all_variables.items()}
+            wrt = self.wrts[-1]
+            if self.direction is not None:
+                return verify_directional(f, df, self._shapes, props, wrt, self.direction,
+                                          trials, seed)
+            mode = self.convention if self.variables[wrt].props & STRUCTURE else None
+            return verify(f, df, self._shapes, props, wrt, mode or "full", trials, seed)
 
     @property
     def _all_variables(self) -> dict[str, Decl]:
@@ -255,27 +352,52 @@ class Result:
         return {name: d.shape for name, d in self._all_variables.items()}
 
 
-def parse(text: str, declare: str | dict | None = None) -> Expr:
+def _style(style: object):
+    if not isinstance(style, str) or style not in STYLES:
+        raise MatdiffError(f"unknown style {style!r}", hint="use one of " + ", ".join(STYLES))
+    return STYLES[style]
+
+
+def _typed(text: object, declare: object) -> tuple:
+    """The parsed tree, the variables it uses and the declarations (Python types checked:
+    every bad argument is a MatdiffError)."""
+    if not isinstance(text, str):
+        raise MatdiffError(f"the expression must be text (str), not {type(text).__name__}")
+    if declare is not None and not isinstance(declare, (str, dict)):
+        raise MatdiffError(f"declare must be text or a dict, not {type(declare).__name__}")
+    root = parse_text(text)
+    decls = parse_declarations(declare)
+    return root, infer(root, decls, text), decls
+
+
+def parse(text: str, declare: str | dict | None = None, *,
+          limits: Limits | dict | None = None) -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
     same node)."""
-    root, variables = parse_typed(text, declare)
-    return simplify(lower(root, variables))
+    with budget.request(limits):
+        root, variables, _ = _typed(text, declare)
+        return simplify(lower(root, variables))
 
 
 def evaluate(text: str, declare: str | dict | None = None, **values) -> np.ndarray:
     """The NumPy value of any expression of the input language (a derivative, a differential
     with its directions dX...), at ``values`` (vectors as 1-D arrays). Dimension sizes come
     from every value passed, declared variables the text does not use included."""
-    root, variables = parse_typed(text, declare)
-    shapes = {name: d.shape for name, d in variables.items()}
-    for name, decl in parse_declarations(declare).items():
-        if name not in shapes and name in values and None not in decl.shape:
-            shapes[name] = decl.shape  # binds the dimensions its value shows
-    return compile_numpy(lower(root, variables), shapes)(**values)
+    with budget.request():
+        root, variables, decls = _typed(text, declare)
+        shapes = {name: d.shape for name, d in variables.items()}
+        for name, decl in decls.items():
+            if name not in shapes and name in values and None not in decl.shape:
+                shapes[name] = decl.shape  # binds the dimensions its value shows
+        props = {name: d.props for name, d in variables.items()}
+        # other names are ignored here: a derived text may drop variables its values still
+        # carry (Result.numpy() refuses names the expression and declarations lack)
+        return compile_numpy(lower(root, variables), shapes, props)(**values)
 
 
 def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None = None,
-           order: int = 1, symmetric: str = "sym", direction: str | None = None) -> Result:
+           order: int = 1, symmetric: str = "sym", direction: str | None = None,
+           limits: Limits | dict | None = None) -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar,
@@ -284,19 +406,27 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     names a direction V in wrt's space (a variable of its shape, or a new name): the result is
     then the derivative applied to V, dF[V] for order 1, the Hessian applied to V (of wrt's
     shape) for order 2. For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym"
-    (default), "full" or "cookbook".
+    (default), "full" or "cookbook". ``limits`` overrides :class:`matdiff.Limits` for this
+    call and its result.
     """
+    with budget.request(limits):
+        return _derive(expr, wrt, declare, order, symmetric, direction, limits)
+
+
+def _derive(expr, wrt, declare, order, symmetric, direction, limits) -> Result:
     wrts = _wrts(wrt, order, direction)
     order = len(wrts)
-    if symmetric not in CONVENTIONS:
+    budget.check("power", order, f"a derivative of order {order}")
+    if not isinstance(symmetric, str) or symmetric not in CONVENTIONS:
         raise MatdiffError(f"unknown symmetric convention {symmetric!r}",
                            hint="use one of " + ", ".join(CONVENTIONS))
-    root, variables = parse_typed(expr, declare)
+    root, variables, decls = _typed(expr, declare)
     for w in wrts:
         if w not in variables:
-            used = ", ".join(variables) or "no variables"
+            shown = ", ".join(list(variables)[:10]) or "no variables"
+            more = f" and {len(variables) - 10} more" if len(variables) > 10 else ""
             raise MatdiffError(f"cannot differentiate with respect to {w!r}: the expression "
-                               f"uses {used}", hint="pass one of them as wrt")
+                               f"uses {shown}{more}", hint="pass one of them as wrt")
     # the expression as written, with wrt's entries independent: what "full" means and what
     # finite differences along single entries see
     plain = {w: Decl(w, variables[w].shape, variables[w].props - STRUCTURE) for w in wrts}
@@ -310,9 +440,6 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     if order >= 2 and "cookbook" in conventions.values():
         raise MatdiffError("the cookbook convention is defined for gradients only",
                            hint="use symmetric='sym' or 'full' for a Hessian")
-    derivatives = [f]
-    for w in wrts:
-        derivatives.append(_differentiate(derivatives[-1], xs[w], expr))
     declared = {w: ir.var(w, variables[w].shape, variables[w].props) for w in xs}
     restore = {xs[w]: declared[w] for w in xs}
     taken = set(variables)
@@ -326,41 +453,50 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
         for w in wrts:
             directions.append(direction_variable(declared[w],
                                                  taken | {d.data[0] for d in directions}))
-    lead = f.ndim
-    blocks = [xs[w].ndim for w in wrts]
+    differentiated: list[tuple[Expr, str]] = []  # what was differentiated by what (for notes)
 
-    def with_conventions(d: Expr, block_variables: list[str], first: int) -> Expr:
-        start = first
-        for w, k in zip(block_variables, (xs[b].ndim for b in block_variables)):
+    def d(e: Expr, w: str, along: Expr | None = None) -> Expr:
+        differentiated.append((e, w))
+        return _differentiate(e, xs[w], expr, along)
+
+    # the differential: the rules applied to the directions (forward mode), of F's shape
+    differentials = [f]
+    for w, v_ in zip(wrts, directions):
+        differentials.append(d(differentials[-1], w, v_))
+    lead = f.ndim
+
+    def with_conventions(e: Expr, block_variables: tuple[str, ...]) -> Expr:
+        start = lead
+        for w in block_variables:
             if conventions[w] is not None:
-                d = _convention(d, conventions[w], start)
-            start += k
-        return d
+                e = _convention(e, conventions[w], start)
+            start += xs[w].ndim
+        return e
 
     if direction is None:
-        result = with_conventions(derivatives[-1], list(wrts), lead)
-        first = with_conventions(derivatives[-2], list(wrts[:-1]), lead)
-    else:   # the derivative applied to V in every block but the first (order 1: that one too)
-        k = order - 1 if order > 1 else 1
-        result = apply_to(derivatives[-1], lead + (blocks[0] if order > 1 else 0), [v] * k)
-        first = derivatives[-2]
-        if order > 1:
-            result = with_conventions(result, [wrts[0]], lead)
-            first = apply_to(first, lead + blocks[0], [v] * (order - 2)) if order > 2 else first
-            first = with_conventions(first, [wrts[0]], lead)
+        derivatives = [f]
+        for w in wrts:
+            derivatives.append(d(derivatives[-1], w))
+        result = with_conventions(derivatives[-1], wrts)
+        first = with_conventions(derivatives[-2], wrts[:-1])
+    elif order == 1:    # dF[V]
+        result, first = differentials[-1], f
+    else:               # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
+        result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
+        first = f if order == 2 else differentials[-3]
+        first = with_conventions(d(first, wrts[0]), wrts[:1])
     result = simplify(ir.substitute(result, restore))
     _check_size(result)
-    differential = simplify(ir.substitute(apply_to(derivatives[-1], lead, directions), restore))
-    _check_size(differential)
+    differential = simplify(ir.substitute(differentials[-1], restore))
     first = simplify(ir.substitute(first, restore))
-    dirs = {d.data[0]: Decl(d.data[0], d.shape, d.data[1]) for d in directions
-            if d.data[0] not in variables}
-    unstructured = None
+    dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
+            if v_.data[0] not in variables}
+    unstructured = None  # G, where the result is sym(G): names.py may print 1/2*(G + G')
     if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym":
         unstructured = simplify(ir.substitute(derivatives[-1], restore))
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
                   result, f, variables, first, wrts, direction, differential, dirs,
-                  _notes(derivatives[:-1], wrts), unstructured)
+                  _notes(differentiated), frozenset(decls), limits, unstructured)
 
 
 def _wrts(wrt: str | tuple[str, ...], order: object, direction: str | None) -> tuple[str, ...]:
@@ -382,7 +518,7 @@ def _wrts(wrt: str | tuple[str, ...], order: object, direction: str | None) -> t
 
 def _direction(name: str, x: Expr, variables: dict[str, Decl], source: str) -> Expr:
     """The direction V: an existing variable of x's shape, or a new one in x's space."""
-    if not isinstance(name, str) or not name.isidentifier():
+    if not isinstance(name, str) or not name.isidentifier() or name in RESERVED:
         raise MatdiffError(f"direction must be a variable name, not {name!r}")
     decl = variables.get(name)
     if decl is None:
@@ -395,11 +531,11 @@ def _direction(name: str, x: Expr, variables: dict[str, Decl], source: str) -> E
     return ir.var(name, decl.shape, decl.props)
 
 
-def _notes(differentiated: list[Expr], wrts: tuple[str, ...]) -> tuple[str, ...]:
+def _notes(differentiated: list[tuple[Expr, str]]) -> tuple[str, ...]:
     """What the derivatives assume: a primitive with a note (sign: derivative 0 where it exists)
     met on the way to a variable."""
     notes = []
-    for e, w in zip(differentiated, wrts):
+    for e, w in differentiated:
         for node in ir.topological(e):
             note = PRIMITIVES[node.op].note if node.op in PRIMITIVES else None
             if note and ir.depends_on(node, w) and note not in notes:
@@ -414,9 +550,9 @@ def _convention_of(decl: Decl, symmetric: str) -> str | None:
     return "diagonal" if "diagonal" in structured and symmetric != "full" else symmetric
 
 
-def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
+def _differentiate(f: Expr, x: Expr, source: str, direction: Expr | None = None) -> Expr:
     try:
-        d = simplify(derivative(f, x))
+        d = simplify(derivative(f, x, direction))
     except NotDifferentiable as err:
         raise err.at_call(err.function, source) from None
     _check_size(d)
@@ -424,9 +560,7 @@ def _differentiate(f: Expr, x: Expr, source: str) -> Expr:
 
 
 def _check_size(e: Expr) -> None:
-    if ir.size(e) > MAX_IR_NODES:
-        raise MatdiffError(f"the derivative has more than {MAX_IR_NODES} distinct parts, too "
-                           "large to simplify and print", hint="split the expression")
+    budget.check("ir_nodes", ir.size(e), "the derivative's number of distinct parts")
 
 
 def _convention(d: Expr, convention: str, start: int) -> Expr:
@@ -444,3 +578,36 @@ def _convention(d: Expr, convention: str, start: int) -> Expr:
         elif convention == "diagonal":
             d = diagonal
     return simplify(d)
+
+
+def compile(expr: str, wrt: str | tuple[str, ...] | list, *, declare: str | dict | None = None,
+            value: bool = False, order: int = 1, direction: str | None = None,
+            symmetric: str = "sym", backend: str = "numpy"):
+    """One fast function returning several derivatives of ``expr`` at once (and, with
+    ``value``, the expression itself first), everything they share computed once.
+
+    ``wrt`` is a variable or a list of them (each as :func:`derive` takes it); ``order`` 2
+    gives Hessians, and with ``direction="V"`` Hessian-vector products (V an input of the
+    variable's shape; the full Hessian is never formed). Returns ``callable(**arrays)`` giving a
+    tuple in the order [value,] *wrt (a single array for one wrt and no value).
+    """
+    from .numeric.compile import Compiled
+    names = list(wrt) if isinstance(wrt, list) else [wrt]
+    if not names:
+        raise MatdiffError("compile() needs at least one variable to differentiate by",
+                           hint="pass wrt='x' or wrt=['x', 'S']")
+    results = [derive(expr, w, declare=declare, order=order, direction=direction,
+                      symmetric=symmetric) for w in names]
+    shapes: dict = {}
+    for r in results:
+        shapes.update(r._shapes)
+    roots, labels = [], []
+    if value:
+        roots.append(parse(expr, declare))
+        labels.append(lambda: f"f = {results[0].function_text}")
+    for r in results:
+        roots.append(r.derivative)
+        labels.append(lambda r=r: f"{r._name.replace('_', '/', 1)}: {r.text}")
+    name = "f_and_derivatives" if value else "derivatives"
+    return Compiled(roots, shapes, backend, name, lambda: "\n".join(f() for f in labels))
+

@@ -24,8 +24,11 @@ NAMED = [
 
 
 def _values(r, rng):
-    return {n: rng.standard_normal(tuple(3 for _ in d.shape)) if d.shape else 0.8
-            for n, d in r.variables.items()}
+    values = {}
+    for n, d in r.variables.items():
+        v = rng.standard_normal(tuple(3 for _ in d.shape)) if d.shape else 0.8
+        values[n] = (v + v.T) / 2 if "symmetric" in d.props else v
+    return values
 
 
 @pytest.mark.parametrize("expr, wrt, declare, order, text", NAMED)

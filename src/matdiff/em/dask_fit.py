@@ -27,16 +27,17 @@ def as_dask_source(X, model) -> DaskSource | None:
     """The source for a dask array, None for anything else."""
     if not _is_dask(X):
         return None
-    return DaskSource(X)
+    given = model.means_init is not None and model.weights_init is not None
+    return DaskSource(X, np.average(model.means_init, axis=0, weights=model.weights_init)
+                      if given else None)
 
 
 class DaskSource:
-    """Rows in chunks; the shift and the initialisation come from an evenly strided sample
-    of at most INIT_SAMPLE_ROWS rows (computed once, chunk by chunk)."""
+    """Rows in chunks. The initialisation (and the shift, unless the given initial means
+    provide one) comes from an evenly strided sample of at most INIT_SAMPLE_ROWS rows,
+    computed on first use: one extra pass, skipped when all initial parameters are given."""
 
-    def __init__(self, X):
-        import dask.array as da
-
+    def __init__(self, X, shift: np.ndarray | None = None):
         if X.ndim != 2:
             raise FitError(f"expected a 2D dask array, got {X.ndim}D")
         if len(X.chunks[1]) != 1:
@@ -48,21 +49,34 @@ class DaskSource:
         self.dtype = X.dtype
         if self.n < 2:
             raise FitError(f"n_samples = {self.n}: fitting needs at least 2 samples")
-        stride = max(1, self.n // INIT_SAMPLE_ROWS)
-        self.sample = np.asarray(da.compute(X[::stride])[0])
-        if not np.all(np.isfinite(self.sample)):
-            raise FitError("Input X contains NaN or infinity", hint="drop or impute them")
-        self.shift = self.sample.mean(axis=0, dtype=np.float64)
+        self._sample = None
+        self.shift = np.asarray(shift, dtype=np.float64) if shift is not None else None
+        if self.shift is None:
+            self.shift = self.init_sample().mean(axis=0, dtype=np.float64)
 
     def init_sample(self) -> np.ndarray:
-        return self.sample
+        if self._sample is None:
+            import dask.array as da
+
+            stride = max(1, self.n // INIT_SAMPLE_ROWS)
+            self._sample = np.asarray(da.compute(self.X[::stride])[0])
+            _check_finite(np.all(np.isfinite(self._sample)))
+        return self._sample
 
     def stats(self, p: Params) -> Stats:
         import dask
 
         parts = [dask.delayed(kernels.accumulate)(block, p, self.shift, 1)
                  for block in self.X.to_delayed().ravel()]
-        return dask.compute(_tree_sum(parts))[0]
+        total = dask.compute(_tree_sum(parts))[0]
+        _check_finite(np.isfinite(total.log_likelihood) and np.all(np.isfinite(total.second)))
+        return total
+
+
+def _check_finite(ok: bool) -> None:
+    if not ok:
+        raise FitError("Input X contains NaN or infinity (in a chunk of the dask array)",
+                       hint="drop or impute those values")
 
 
 def _tree_sum(parts: list):

@@ -2,15 +2,17 @@
 estimator API and conventions (parameters, attributes, initialisation, stopping rule, the
 lower bound being the mean log-likelihood before each M-step), without needing scikit-learn.
 
-The data is reached only through a source with two passes, ``stats`` (E-step and sufficient
-statistics) and ``resp_stats`` (statistics for given responsibilities): in memory here, or a
+The data is reached only through a source: ``stats`` (the E-step and sufficient statistics
+in one pass), ``init_sample`` (rows to initialise from) and ``shift``: in memory here, or a
 dask array chunk by chunk (``dask_fit``), so one EM loop serves both.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -24,6 +26,23 @@ from .updates import COVARIANCE_TYPES, UPDATES, Update
 
 class NotFittedError(FitError, AttributeError):
     """The model is used before ``fit`` (scikit-learn's NotFittedError is also both)."""
+
+
+class DataTypeError(FitError, TypeError):
+    """Data that is not numbers (scikit-learn's conventions expect a TypeError)."""
+
+
+@functools.cache
+def _bridged(sklearn_error: type) -> type:
+    return type("NotFittedError", (NotFittedError, sklearn_error), {})
+
+
+def _not_fitted() -> NotFittedError:
+    """Where scikit-learn is loaded, the error is its NotFittedError too, so its tooling
+    (model selection, check_estimator) recognises it; matdiff never imports it for this."""
+    loaded = sys.modules.get("sklearn.exceptions")
+    cls = NotFittedError if loaded is None else _bridged(loaded.NotFittedError)
+    return cls("this GaussianMixture is not fitted yet", hint="call fit(X) before using it")
 
 
 class ConvergenceWarning(UserWarning):
@@ -44,9 +63,6 @@ class InMemory:
 
     def init_sample(self) -> np.ndarray:
         return self.X
-
-    def resp_stats(self, resp: np.ndarray, kind: str) -> Stats:
-        return kernels.responsibility_stats(self.X, resp, kind, self.shift)
 
 
 class GaussianMixture:
@@ -181,8 +197,7 @@ class GaussianMixture:
         else:
             sample = source.init_sample()
             resp = initial_responsibilities(sample, K, self.init_params, rng)
-            stats = (source.resp_stats(resp, kind) if sample is getattr(source, "X", None)
-                     else kernels.responsibility_stats(sample, resp, kind, source.shift))
+            stats = kernels.responsibility_stats(sample, resp, kind, source.shift)
             p = kernels.m_step(stats, kind, self.reg_covar, source.shift, eps)
             weights = stats.nk / stats.n if self.weights_init is None else None
             means, covariances = p.means, p.covariances
@@ -238,8 +253,7 @@ class GaussianMixture:
 
     def _params(self) -> Params:
         if not hasattr(self, "precisions_cholesky_"):
-            raise NotFittedError("this GaussianMixture is not fitted yet",
-                                 hint="call fit(X) before using the model")
+            raise _not_fitted()
         return Params(self._fitted_kind, self.weights_, self.means_, self.covariances_,
                       self.precisions_cholesky_)
 
@@ -346,19 +360,20 @@ def _as_2d_float(X) -> np.ndarray:
     except (TypeError, ValueError) as err:
         raise FitError(f"X cannot be read as an array ({err})") from None
     if np.iscomplexobj(arr):
-        raise FitError("X is complex: complex data is not supported", hint="pass real numbers")
+        raise FitError("Complex data not supported: X is complex", hint="pass real numbers")
     if arr.ndim != 2:
         raise FitError(f"expected a 2D array, got a {arr.ndim}D array",
-                       hint="reshape your data with array.reshape(-1, 1) for a single "
+                       hint="Reshape your data with array.reshape(-1, 1) for a single "
                             "feature or array.reshape(1, -1) for a single sample")
     if arr.dtype not in (np.float64, np.float32):
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as err:
-            raise FitError(f"X is not numeric ({err})", hint="pass numbers") from None
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise FitError(f"found array with shape {arr.shape}: 0 sample(s) or 0 feature(s)",
-                       hint="a minimum of 1 is required")
+            raise DataTypeError(f"X is not numeric ({err})", hint="pass numbers") from None
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if arr.shape[axis] == 0:
+            raise FitError(f"Found array with 0 {what}(s) (shape={arr.shape}) while a minimum "
+                           "of 1 is required.")
     if not np.all(np.isfinite(arr)):
         kind = "NaN" if np.any(np.isnan(arr)) else "infinity"
         raise FitError(f"Input X contains {kind}", hint="drop or impute those values")

@@ -1,43 +1,19 @@
-"""Derivatives as linear maps: a derivative contracted with directions is an expression again.
+"""Derivatives as linear maps: the directions they are applied to.
 
 The derivative D of F with respect to X (shape(F) + shape(X)) applied to a direction dX of X's
-shape is the differential dF = D[dX]: one contraction over X's axes, simplified and raised like
-any other expression, so d(inv(X)) reads ``-inv(X)*dX*inv(X)`` whatever the rank of D. The k-th
-derivative applied to k directions is the k-th differential (``dx'*(A + A')*dx``); applied to
-fewer, it is a directional derivative (the Hessian applied to V, of X's shape).
+shape is the differential dF = D[dX], an expression of F's shape that is simplified and raised
+like any other, so d(inv(X)) reads ``-inv(X)*dX*inv(X)`` whatever the rank of D. The derivative
+rules build it directly when seeded with dX (``core.differentiate.derivative(f, x, dX)``); the
+k-th derivative applied to k directions is the k-th differential (``dx'*(A + A')*dx``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from fractions import Fraction
 
-from ..core.ir import Expr, add, einsum, var
-from ..core.simplify import simplify
+from ..core.ir import Expr, var
 from ..syntax.types import TANGENT_PROPERTIES
-
-
-def apply_to(d: Expr, lead: int, directions: Sequence[Expr]) -> Expr:
-    """``d`` with the axes after its first ``lead`` ones contracted, block by block, with the
-    ``directions`` (the first direction on the first block); the axes left over stay free."""
-    return simplify(_applied(d, lead, directions))
-
-
-def _applied(d: Expr, lead: int, directions: Sequence[Expr]) -> Expr:
-    if d.op == "sum" and d.ndim > 2:
-        # the map is linear: each term meets the directions alone, so that a long sum of
-        # tensors (a Hessian by a matrix) becomes a sum of matrix expressions
-        return add([(c, _applied(t, lead, directions)) for c, t in zip(d.data, d.args)])
-    idx = tuple(range(d.ndim))
-    factors = [(d, idx)]
-    start = lead
-    for v in directions:
-        block = idx[start:start + v.ndim]
-        if tuple(d.shape[i] for i in block) != v.shape:
-            raise ValueError(f"apply_to(): direction of shape {v.shape} for axes "
-                             f"{tuple(d.shape[i] for i in block)}")
-        factors.append((v, block))
-        start += v.ndim
-    return einsum(factors, idx[:lead] + idx[start:])
+from .tree import Call, Mono, Transpose
 
 
 def direction(x: Expr, taken: set[str], name: str | None = None) -> Expr:
@@ -51,3 +27,31 @@ def direction(x: Expr, taken: set[str], name: str | None = None) -> Expr:
         while name in taken:
             name, k = f"d{base}_{k}", k + 1
     return var(name, x.shape, props & TANGENT_PROPERTIES)
+
+
+def applied_note(derivative, directions: list, lead: int):
+    """The notation of a derivative, already in matrix notation, applied to its directions:
+    ``G'*dx``, ``tr(G'*dX)``, ``J*dx``, ``dx'*H*dx``; None where no such product reads it.
+
+    ``derivative`` is the derivative's notation, ``directions`` one (notation, rank) per
+    block of axes after the ``lead`` axes of F; used where the contraction itself raises to
+    no matrix form although the derivative does."""
+    ranks = [rank for _, rank in directions]
+    notes = [note for note, _ in directions]
+    if len(directions) == 1:
+        (d,), (k,) = notes, ranks
+        if k == 0:
+            return Mono(Fraction(1), (d,), (derivative,))
+        if lead == 0 and k == 1:
+            return Mono(Fraction(1), (), (Transpose(derivative), d))
+        if lead == 0 and k == 2:
+            return Call("tr", (Mono(Fraction(1), (), (Transpose(derivative), d)),))
+        if lead == 1 and k == 1:
+            return Mono(Fraction(1), (), (derivative, d))
+        return None
+    if lead == 0 and ranks == [0, 0]:
+        return Mono(Fraction(1), tuple(notes), (derivative,))
+    if lead == 0 and ranks == [1, 1]:
+        first, second = notes
+        return Mono(Fraction(1), (), (Transpose(first), derivative, second))
+    return None

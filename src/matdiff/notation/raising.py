@@ -15,6 +15,7 @@ import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .. import budget
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
 from ..errors import MatdiffError
@@ -88,6 +89,7 @@ class _Raiser:
     def raise_(self, e: Expr):
         done = self.memo.get(e)
         if done is None:
+            budget.check_time("writing the result in matrix notation")
             done = self.memo[e] = self._raise(e)
             self.shapes[done] = e.ndim
             if is_symmetric(e):
@@ -117,6 +119,8 @@ class _Raiser:
             return self._contraction(e)
         if op == "pow":
             return self._power(e)
+        if op == "mpow":
+            return Power(self.raise_(e.args[0]), Num(e.args[1].data), False)
         if e.ndim > 2 or any(a.ndim > 2 for a in e.args):
             raise NoMatrixForm
         return Call(op, tuple(self.raise_(a) for a in e.args))
@@ -194,6 +198,7 @@ class _Raiser:
         if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1 \
                 and not pulled_den:
             return scalars[0]
+        scalars = _scalar_powers(scalars)
         scalars.sort(key=self.rank)
         if coef < 0:
             coef, chain = self._constant_first(coef, chain)
@@ -212,6 +217,14 @@ class _Raiser:
                     flipped = Call("diag", (flipped,)) if in_diag else flipped
                     return -coef, chain[:n] + [flipped] + chain[n + 1:]
         return coef, chain
+
+
+def _scalar_powers(scalars: list) -> list:
+    """Equal scalar factors as one power: (u'*v)*(u'*v) is (u'*v)^2."""
+    counts: dict = {}
+    for f in scalars:
+        counts[f] = counts.get(f, 0) + 1
+    return [f if n == 1 else Power(f, Num(Fraction(n)), False) for f, n in counts.items()]
 
 
 def _note_of(chain: tuple):
@@ -516,6 +529,10 @@ def _scalar_chain(factors: list[tuple]):
         return Call("sum", (v,))
     if v == ONES and not middle:
         return Call("sum", (u,))
+    if u == v == ONES and len(middle) == 1:
+        # sum(M), not vector(1)'*M*vector(1): the ones of two sizes would read as one, and a
+        # sum of such terms would share them as if M and M' had one shape
+        return Call("sum", (middle[0][0],))
     return Mono(Fraction(1), (), tuple([transpose(u)] + [f for f, _ in middle] + [v]))
 
 
@@ -543,7 +560,7 @@ def index_form(e: Expr, raiser: _Raiser) -> IndexForm:
     """``D[i, j, ...] = ...``: entry by entry, with matrix notation for the parts that have
     it (``inv(X)[i,k]``) and indices summed where they repeat."""
     out_names = tuple(OUT_NAMES[: e.ndim])
-    summed = iter(list(SUM_NAMES) + [f"s{n}" for n in range(10_000)])
+    summed = itertools.chain(SUM_NAMES, (f"s{n}" for n in itertools.count()))
     note = _index_note(e, out_names, raiser, summed, top=True)
     terms = note.terms if isinstance(note, Sum) else (mono(note, False),)
     return IndexForm(out_names, tuple(_ordered_indices(t, out_names) for t in terms))
