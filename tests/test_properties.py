@@ -902,7 +902,9 @@ def size_names_in(case: Case, text: str) -> set[str]:
     """Names in the text that are neither variables, constants nor functions: dimension sizes
     used as scalars (as k in the Gaussian's (2*pi)^(-k/2))."""
     names = set(re.findall(r"\b[A-Za-z][A-Za-z0-9_]*\b(?!\s*\()", text))
-    return names - case.node.variables - {"pi", "eye"}
+    _, _, bindings = text.partition(" where ")
+    bound = set(re.findall(r"([A-Za-z][A-Za-z0-9_]*)\s*=", bindings))
+    return names - case.node.variables - {"pi", "eye", "where"} - bound
 
 
 READ_BACK_LIMITS = {"text_length": 10**8, "parts": 10**8, "seconds": 600.0}
@@ -912,7 +914,8 @@ def value_of_text(case: Case, derivative: Derivative, values: dict[str, np.ndarr
     """Read r.text back with matdiff itself: d/dt of t*(text) + 0*Z is the text's value, where
     the fresh scalar t and the zero array Z (which gives eye/vector(c) their size) are new."""
     declarations = [declaration_for(case.node.variables, True), f"{ROUNDTRIP_SCALE}: scalar"]
-    expression = f"{ROUNDTRIP_SCALE}*({derivative.text})"
+    body, where, bindings = derivative.text.partition(" where ")  # names of repeated parts
+    expression = f"{ROUNDTRIP_SCALE}*({body})"
     arguments = numeric_arguments(values) | {ROUNDTRIP_SCALE: 1.0}
     for size_name in size_names_in(case, derivative.text):  # e.g. n from d det(c*X)/dc
         declarations.append(f"{size_name}: scalar")
@@ -923,6 +926,7 @@ def value_of_text(case: Case, derivative: Derivative, values: dict[str, np.ndarr
         declarations.append(f"{name}: {type_format.format(*derivative.kind)}")
         expression += f" + 0*{name}"
         arguments[name] = np.zeros([case.sizes[dim] for dim in derivative.kind])
+    expression += where + bindings
     try:
         # what matdiff prints it must read back, however long: the input limits are lifted
         with matdiff.limits(**READ_BACK_LIMITS):

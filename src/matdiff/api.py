@@ -19,6 +19,7 @@ from .errors import MatdiffError
 from .notation.differential import applied_note
 from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
+from .notation.names import with_names
 from .notation.raising import raise_expr, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm, Sym
@@ -63,6 +64,9 @@ class Form:
     reading_order: dict[str, int]
     fallback: Callable[[], object] | None = field(default=None, repr=False)  # a notation of
     #                                 the same value, for where expr raises to index notation
+    quantities: tuple[Expr, ...] = ()  # whose parts of ``wrts`` may be named (names.py)
+    wrts: tuple[str, ...] = ()
+    symmetric_of: Expr | None = None   # G, where expr is sym(G) = (G + G')/2
 
     @cached_property
     def notation(self):
@@ -70,6 +74,21 @@ class Form:
         if isinstance(note, IndexForm) and self.fallback is not None:
             return self.fallback() or note
         return note
+
+    @cached_property
+    def named_notation(self):
+        """The notation with names for repeated parts, where they shorten it (names.py)."""
+        taken = set(self.variables) | {"f", "pi", "eye"} | {
+            d for v in self.variables.values() for d in v.shape if isinstance(d, str)}
+        named = with_names(self.expr, list(self.quantities), self.wrts,
+                           lambda e, shapes: raise_expr(e, self.reading_order, shapes), taken,
+                           self.symmetric_of)
+        return self.notation if isinstance(named, IndexForm) else named  # or the fallback
+
+    @property
+    def plain(self) -> str:
+        """``text`` without ``where`` bindings: every part written out."""
+        return self.in_style("text", plain=True)
 
     @property
     def text(self) -> str:
@@ -83,8 +102,8 @@ class Form:
     def unicode(self) -> str:
         return self.in_style("unicode")
 
-    def in_style(self, style: str) -> str:
-        text = render(self.notation, _style(style))
+    def in_style(self, style: str, plain: bool = False) -> str:
+        text = render(self.notation if plain else self.named_notation, _style(style))
         if style != "text" or isinstance(self.notation, IndexForm):
             return text
         return with_stated_sizes(text, self.variables, self.expr.shape)
@@ -116,6 +135,7 @@ class Result:
     declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
     limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
     layout: str = "shape"           # how the printed derivative is laid out: LAYOUTS
+    unstructured: Expr | None = field(default=None, repr=False)  # G, where this is sym(G)
 
     @property
     def shape(self) -> tuple[Dim, ...]:
@@ -276,7 +296,8 @@ class Result:
 
     @property
     def text(self) -> str:
-        """Matrix notation in the input syntax (``matdiff.parse`` reads it back)."""
+        """Matrix notation in the input syntax (``matdiff.parse`` reads it back), repeated
+        long parts named in ``where`` bindings (``plain`` has none)."""
         return self.in_style("text")
 
     @property
@@ -295,8 +316,24 @@ class Result:
                 return render(self.layout_notation, _style(style))
             if self.shown_as_differential:
                 return self.differential.in_style(style)
-            return Form(self.derivative, self._all_variables,
-                        self.reading_order).in_style(style)
+            return self.form.in_style(style)
+
+    @cached_property
+    def form(self) -> Form:
+        """The derivative itself as a Form (its parts that are quantities of the function,
+        or of the derivative one order lower, may be named)."""
+        quantities = (self.function,) + ((self._first,) if self._first is not None else ())
+        return Form(self.derivative, self._all_variables, self.reading_order,
+                    quantities=quantities, wrts=tuple(self.wrts),
+                    symmetric_of=self.unstructured)
+
+    @property
+    def plain(self) -> str:
+        """``text`` without ``where`` bindings: every part written out."""
+        with budget.request(self.limits):
+            if self.shown_as_differential:
+                return self.differential.plain
+            return self.form.plain
 
     @property
     def is_index_notation(self) -> bool:
@@ -578,9 +615,13 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits) -> Result:
     first = simplify(ir.substitute(first, restore))
     dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
             if v_.data[0] not in variables}
+    unstructured = None  # G, where the result is sym(G): names.py may print 1/2*(G + G')
+    if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym":
+        unstructured = simplify(ir.substitute(derivatives[-1], restore))
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
                   result, f, variables, first, wrts, direction, differential, dirs,
-                  _notes(differentiated), frozenset(decls), limits)
+                  _notes(differentiated), frozenset(decls), limits,
+                  unstructured=unstructured)
 
 
 def _wrts(wrt: str | tuple[str, ...], order: object, direction: str | None) -> tuple[str, ...]:

@@ -173,3 +173,42 @@ def test_fraction_coefficients_stay_exact():
 def test_check_survives_badly_conditioned_draws():
     """Random A and B make A*B nearly singular now and then; check() must not cry wolf."""
     assert matdiff.derive("det(A*B)", "A").check(trials=5) < 1e-6
+
+
+# identities of the canonical form (not keyed by a primitive): each left side simplifies to the
+# node of its hand-written right side, and keeps its value
+CANONICAL_IDENTITIES = [
+    ("sign(a)*a", "abs(a)"),
+    ("abs(b)*sign(b)", "b"),
+    ("abs(b)/b", "sign(b)"),
+    ("b/abs(b)", "sign(b)"),
+    ("x.*sign(x)", "abs(x)"),
+    ("(a*b + a*c)/a", "b + c"),
+    ("det(X)*(det(X)*tr(X) + det(X)*tr(X'*X))/det(X)^2", "tr(X) + tr(X'*X)"),
+    ("log(abs(det(X)))*0 + det(X)*sign(det(X))/abs(det(X))", "1"),
+    ("(A + X*B)'", "A' + B'*X'"),
+    ("(x.*y).^2", "x.^2.*y.^2"),
+    ("(2*x).^(-1)", "1/2*x.^(-1)"),
+    ("log(exp(x)/sum(exp(x)))", "x - log(sum(exp(x)))*vector(1)"),
+    ("log(exp(x).*exp(y))", "x + y"),
+    ("exp(x)./(exp(x)/sum(exp(x)))", "sum(exp(x))*x.^0"),  # x.^0: ones of x's size
+]
+
+
+@pytest.mark.parametrize("text, same", CANONICAL_IDENTITIES)
+def test_canonical_identities(text, same):
+    from matdiff.syntax.lower import lower
+    from matdiff.syntax.parse import parse_typed
+
+    declare = "X: invertible matrix(3,3); A, B: matrix(3,3); x, y: vector(3)"
+    root, variables = parse_typed(text, declare)
+    raw = lower(root, variables)
+    shapes = {n: d.shape for n, d in variables.items()}
+    rng = np.random.default_rng(1)
+    values = {"a": 0.7, "b": -1.3, "c": 2.1, "X": rng.standard_normal((3, 3)) + 3 * np.eye(3),
+              "A": rng.standard_normal((3, 3)), "B": rng.standard_normal((3, 3)),
+              "x": rng.standard_normal(3), "y": rng.standard_normal(3)}
+    want = compile_numpy(raw, shapes)(**values)
+    got = compile_numpy(simplify(raw), shapes)(**values)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert simplify(raw) is matdiff.parse(same, declare)

@@ -39,7 +39,7 @@ SYNTAX = [
     ("sum(x,)", None, 7, "unexpected ')'"),
     ("x # y", None, 3, "unexpected character '#'"),
     ("x $", None, 3, "unexpected character '$'"),
-    ("x = 2", None, 3, "unexpected character '='"),
+    ("x = 2", None, 3, "unexpected '='"),
     ("A[1]", None, 2, "unexpected character '['"),
     ("x .. y", None, 3, "unexpected character '.'"),
     ("x − y", None, 3, "write - instead"),

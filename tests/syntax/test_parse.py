@@ -177,3 +177,31 @@ def test_to_text_uses_only_needed_parentheses() -> None:
 def test_long_but_shallow_input_parses() -> None:
     text = "(" * 500 + "x" + ")" * 500
     assert tree(parse_text(text)) == "x"
+
+
+# --- where bindings -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, same", [
+    ("diag(s) - s*s' where s = exp(x)/sum(exp(x))",
+     "diag(exp(x)/sum(exp(x))) - exp(x)/sum(exp(x))*(exp(x)/sum(exp(x)))'"),
+    ("t*s where s = 2*x, t = u'*s", "(u'*(2*x))*(2*x)"),           # a binding uses another
+    ("G + G' where G = A*B", "A*B + (A*B)'"),                      # the type comes from A*B
+    ("s where s = t, t = a", "a"),
+])
+def test_where_bindings_read_back(text, same):
+    from matdiff import parse
+
+    assert parse(text) is parse(same)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("s where s = s*2", "refers to itself"),
+    ("s where s = x, s = y", "bound twice"),
+    ("x where exp = 2", "cannot be bound"),
+    ("x = 2", "only binds a name after where"),
+])
+def test_where_errors(text, fragment):
+    from matdiff import MatdiffError, parse
+
+    with pytest.raises(MatdiffError, match=fragment):
+        parse(text)

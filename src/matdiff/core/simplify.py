@@ -185,6 +185,8 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
         changed = _cancel_inverses(flat, out) or changed
         changed = _merge_powers(flat) or changed
         changed = _split_merged_indices(flat, out, dims) or changed
+        changed = _merge_sign_abs(flat) or changed
+        changed = _pull_common_scalars(flat) or changed
         changed = _merge_matrix_powers(flat, out) or changed
         if not changed:
             break
@@ -203,6 +205,11 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
             return _canonical_sum(
                 [(coef * c, _simplified(einsum(flat[:n] + [(t, idx)] + flat[n + 1:], out)))
                  for c, t in zip(x.data, x.args)], shape)
+    if len(flat) == 1 and flat[0][0].op == "sum" and _is_permutation(flat[0][1], out):
+        # (A + B)' is A' + B': a transposed sum meets the terms it equals
+        (x, idx), = flat
+        return _canonical_sum([(coef * c, _simplified(einsum([(t, idx)], out)))
+                               for c, t in zip(x.data, x.args)], shape)
     flat, out = _canonical_order(flat, out)
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
@@ -235,6 +242,13 @@ def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, l
             coef *= x.data[0]
             work.append((x.args[0], idx))
             continue
+        if x.op == "sum" and x.ndim == 2 and len(set(idx)) == 2:
+            # a matrix sum and its (distributed) transpose are one factor: the one with fewer
+            # transposed terms stands, so that (Y - 1*m')' and Y' - m*1' meet
+            xt = _transposed_sum(x)
+            if _transposed_terms(xt, x) < _transposed_terms(x, xt):
+                work.append((xt, idx[::-1]))
+                continue
         if x.op == "sum" and x.data[0] != 1:
             lead = x.data[0]
             coef *= lead
@@ -250,6 +264,25 @@ def _flatten(factors: list[Factor], dims: dict[Index, Dim]) -> tuple[Fraction, l
             continue
         flat.append((x, idx))
     return coef, flat
+
+
+def _transposed_sum(x: Expr) -> Expr:
+    """The transpose of a simplified matrix sum, distributed over its terms."""
+    done = x.cache.get("transposed")
+    if done is None:
+        done = x.cache["transposed"] = _canonical_sum(
+            [(c, _simplified(einsum([(t, (0, 1))], (1, 0)))) for c, t in zip(x.data, x.args)],
+            x.shape[::-1])
+    return done
+
+
+def _transposed_terms(x: Expr, other: Expr) -> tuple:
+    """How many terms of x are plain transposes (then a tie-break), to order x against
+    its transpose ``other``."""
+    terms = x.args if x.op == "sum" else (x,)
+    count = sum(t.op == "einsum" and len(t.args) == 1 and t.data[0][0] != t.data[1]
+                for t in terms)
+    return (count, x.key if x is not other else 0)
 
 
 def _occurrences(flat: list[Factor], out: tuple[Index, ...]) -> dict[Index, int]:
@@ -395,6 +428,75 @@ def _merge_powers(flat: list[Factor]) -> bool:
     return False
 
 
+def _is_permutation(idx: tuple[Index, ...], out: tuple[Index, ...]) -> bool:
+    return len(set(idx)) == len(idx) and set(idx) == set(out) and idx != out
+
+
+def _merge_sign_abs(flat: list[Factor]) -> bool:
+    """On the same indices: sign(u)*u = abs(u), sign(u)*abs(u) = u, abs(u)/u = u/abs(u) =
+    sign(u) (the last two where the left side is defined, u != 0)."""
+    position = {f: n for n, f in enumerate(flat)}
+    for n, (x, idx) in enumerate(flat):
+        if x.op not in ("sign", "abs") and not (x.op == "pow" and _number(x.args[1]) == -1):
+            continue
+        u = x.args[0]
+        if x.op == "sign":
+            pairs = [((u, idx), apply("abs", u)), ((apply("abs", u), idx), u)]
+        elif x.op == "abs":
+            pairs = [((power(u, -1), idx), apply("sign", u))]
+        elif u.op == "abs":
+            pairs = [((u.args[0], idx), apply("sign", u.args[0]))]
+        else:
+            continue
+        for partner, merged in pairs:
+            m = position.get(partner)
+            if m is not None and m != n:
+                flat[n] = (_simplified(merged), idx)
+                del flat[m]
+                return True
+    return False
+
+
+def _pull_common_scalars(flat: list[Factor]) -> bool:
+    """x*(x*a + x*b)/x = x*a + x*b: a scalar factor common to every term of a summed factor
+    moves out of the sum when another factor has the same base, so that the two can meet."""
+    bases = {}
+    for n, (x, idx) in enumerate(flat):
+        if not idx:
+            bases.setdefault(x.args[0] if x.op == "pow" else x, []).append(n)
+    for n, (x, idx) in enumerate(flat):
+        if x.op != "sum":
+            continue
+        common = None
+        for t in x.args:
+            scalars = _scalar_factors(split_coefficient(t)[1])
+            common = scalars if common is None else [s for s in common if s in scalars]
+        for y in common or ():
+            base = y.args[0] if y.op == "pow" else y
+            if any(m != n for m in bases.get(base, ())):
+                terms = [(c, _without_factor(t, y)) for c, t in zip(x.data, x.args)]
+                flat[n] = (_canonical_sum(terms, x.shape), idx)
+                flat.append((y, ()))
+                return True
+    return False
+
+
+def _scalar_factors(t: Expr) -> list[Expr]:
+    if t.op == "einsum":
+        return [a for a, i in zip(t.args, t.data[0]) if not i]
+    return [t] if not t.ndim else []
+
+
+def _without_factor(t: Expr, y: Expr) -> Expr:
+    """The term t (which has the scalar factor y) divided by y."""
+    c, body = split_coefficient(t)
+    if body is y:
+        return num(c)
+    factors = list(zip(body.args, body.data[0]))
+    factors.remove((y, ()))
+    return scaled(c, _simplified(einsum(factors, body.data[1])) if factors else num(1))
+
+
 def _merge_matrix_powers(flat: list[Factor], out: tuple[Index, ...]) -> bool:
     """A^p * A^q = A^(p+q) along a summed index that only these two carry: runs of one base in
     a chain become one power (A*A*A is A^3), in one pass however long the chain."""
@@ -533,7 +635,7 @@ def is_positive(x: Expr) -> bool:
     """Whether a scalar expression is provably > 0 wherever it is defined."""
     if x.op == "num":
         return x.data > 0
-    if x.op in ("const", "dim", "exp"):
+    if x.op in ("const", "dim", "exp", "ones"):
         return True
     if x.op == "var":
         return "positive" in x.data[1]
@@ -544,7 +646,7 @@ def is_positive(x: Expr) -> bool:
         return is_positive(base) or (exponent.op == "num" and exponent.data.denominator != 1)
     if x.op == "sum":
         return all(c > 0 and is_positive(t) for c, t in zip(x.data, x.args))
-    if x.op == "einsum" and not x.shape and all(a.ndim == 0 for a in x.args):
+    if x.op == "einsum":  # sums of products of positive entries
         return all(is_positive(a) for a in x.args)
     return False
 
@@ -591,18 +693,26 @@ def _pow_of_pow(node: Expr) -> Expr | None:
 
 
 def _pow_of_product(node: Expr) -> Expr | None:
-    """(c*a*b)^n = c^n * a^n * b^n for scalars and an integer n."""
+    """(c*a.*b).^n = c^n * a.^n .* b.^n for an integer n, scalars or elementwise products."""
     base, n = node.args
-    if node.ndim or not _is_int(n):
+    if not _is_int(n) or base.op == "num":
         return None
     c, rest = split_coefficient(base)
-    if base.op == "num":
-        return None
+    out = tuple(range(node.ndim))
     if c != 1:
-        return einsum([(power(num(c), n), ()), (power(rest, n), ())], ())
-    if base.op == "einsum" and all(a.ndim == 0 for a in base.args):
-        return einsum([(power(a, n), ()) for a in base.args], ())
+        return einsum([(power(num(c), n), ()), (power(rest, n), out)], out)
+    if _elementwise_product(base):
+        return einsum([(power(a, n), i) for a, i in zip(base.args, base.data[0])],
+                      base.data[1])
     return None
+
+
+def _elementwise_product(e: Expr) -> bool:
+    """An einsum that multiplies entries on the output indices (and scalars): a.*b, s*v."""
+    if e.op != "einsum":
+        return False
+    idx, out = e.data
+    return len(set(out)) == len(out) and all(i in ((), out) for i in idx)
 
 
 def _pow_of_zero(node: Expr) -> Expr | None:
@@ -636,19 +746,23 @@ def _log_of_power(node: Expr) -> Expr | None:
 
 
 def _log_of_product(node: Expr) -> Expr | None:
-    """log(a*b*c) = log(a) + log(b) + log(c) when all but at most one factor are positive."""
+    """log(a.*b.*c) = log(a) + log(b) + log(c) when all but at most one factor are positive;
+    scalar factors of an array broadcast (log(exp(z)/s) = z - log(s))."""
     (a,) = node.args
-    if a.ndim:
-        return None
     c, rest = split_coefficient(a)
+    if a.ndim and not _elementwise_product(rest):
+        return None
     factors = list(rest.args) if rest.op == "einsum" else [rest]
-    if c <= 0 or len(factors) < 2 or any(f.ndim for f in factors):
+    if c <= 0 or len(factors) < 2 or (not a.ndim and any(f.ndim for f in factors)):
         return None  # log(2*pi) stays whole
     if sum(not is_positive(f) for f in factors) > 1:
         return None
-    terms = [(1, apply("log", f)) for f in factors]
+    if a.ndim and rest.data[1] != tuple(range(a.ndim)):
+        return None
+    terms = [(1, broadcast(apply("log", f), node.shape) if not f.ndim else apply("log", f))
+             for f in factors]
     if c != 1:
-        terms.append((1, apply("log", num(c))))
+        terms.append((1, broadcast(apply("log", num(c)), node.shape)))
     return add(terms)
 
 

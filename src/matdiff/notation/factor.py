@@ -19,6 +19,7 @@ from .tree import (
     Power,
     Sum,
     Sym,
+    Transpose,
     hadamard,
     mono,
     transposes,
@@ -178,16 +179,53 @@ def _from_powers(powers: dict) -> list:
 
 
 def split_den(t: Mono) -> Mono:
-    """Scalar powers with negative integer exponents move to the denominator."""
-    scalars, den = [], list(t.den)
+    """Scalar powers with negative exponents move to the denominator (x/norm2(x), 1/a), and
+    scalar quotients among the factors join the product's own."""
+    coef, scalars, den = t.coef, [], list(t.den)
     for f in t.scalars:
         if isinstance(f, Power) and not f.elementwise and isinstance(f.exponent, Num) \
-                and f.exponent.value < 0 and f.exponent.value.denominator == 1:
-            e = -f.exponent.value
-            den.append(f.base if e == 1 else Power(f.base, Num(e), False))
+                and f.exponent.value < 0:
+            den.append(positive_power(f.base, -f.exponent.value))
+        elif isinstance(f, Mono) and not f.chain and f.den:
+            coef *= f.coef
+            scalars.extend(f.scalars)
+            den.extend(f.den)
         else:
             scalars.append(f)
-    return Mono(t.coef, tuple(scalars), t.chain, tuple(den))
+    return Mono(coef, tuple(scalars), t.chain, tuple(den))
+
+
+def positive_power(base, q: Fraction):
+    """base^q for a scalar base and q > 0 as a textbook writes it: sqrt(b), and the square
+    root of u'*u as norm2(u) (its powers as powers of the norm)."""
+    u = _dot_of_itself(base)
+    if u is not None and (2 * q).denominator == 1:
+        k = int(2 * q)
+        norm = Call("norm2", (u,))
+        return norm if k == 1 else Power(norm, Num(Fraction(k)), False)
+    if q == 1:
+        return base
+    if q == Fraction(1, 2):
+        return Call("sqrt", (base,))
+    return Power(base, Num(q), False)
+
+
+def _dot_of_itself(note):
+    """u for the notation u'*u (or tr(U*U'), tr(U'*U) of a matrix), else None."""
+    if isinstance(note, Mono) and note.coef == 1 and len(note.scalars) == 1 \
+            and not note.chain and not note.den:
+        return _dot_of_itself(note.scalars[0])
+    if isinstance(note, Call) and note.fn == "tr" and isinstance(note.args[0], Mono):
+        chain = note.args[0].chain
+        if len(chain) == 2 and Transpose(chain[0]) == chain[1]:
+            return chain[0]
+        if len(chain) == 2 and Transpose(chain[1]) == chain[0]:
+            return chain[1]
+        return None
+    if isinstance(note, Mono) and note.coef == 1 and not note.scalars and not note.den \
+            and len(note.chain) == 2 and note.chain[0] == Transpose(note.chain[1]):
+        return note.chain[1]
+    return None
 
 
 def _common_coefficient(coefs: list[Fraction]) -> Fraction:

@@ -19,7 +19,7 @@ from .. import budget
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
 from ..errors import MatdiffError
-from .factor import factor_sum, scale_mono, split_den
+from .factor import factor_sum, positive_power, scale_mono, split_den
 from .tree import (
     EYE,
     MATRIX_ONES,
@@ -54,14 +54,18 @@ OUT_NAMES = "ijklpqrstuvw"
 SUM_NAMES = "abcdefghmnoxyz"
 
 
-def raise_expr(e: Expr, reading_order: dict[str, int] | None = None):
+def raise_expr(e: Expr, reading_order: dict[str, int] | None = None,
+               shapes: dict | None = None):
     """The notation tree of a simplified IR expression (matrix notation where one exists).
 
     ``reading_order`` ranks variable names (by first appearance in the input, say): terms are
     listed, and the signs of differences chosen, to read like the input (``x - m``, not
-    ``m - x``).
+    ``m - x``). ``shapes``, where given, receives the number of axes of each note raised from
+    an IR node.
     """
     raiser = _Raiser(reading_order or {})
+    if shapes is not None:
+        raiser.shapes = shapes
     try:
         if e.ndim <= 2:
             try:
@@ -86,12 +90,14 @@ class _Raiser:
         self.memo: dict[Expr, object] = {}
         self.reading_order = reading_order
         self.symmetric: set = set()  # notes of symmetric matrices: their transpose is them
+        self.shapes: dict = {}       # note -> number of axes, for names.py
 
     def raise_(self, e: Expr):
         done = self.memo.get(e)
         if done is None:
             budget.check_time("writing the result in matrix notation")
             done = self.memo[e] = self._raise(e)
+            self.shapes[done] = e.ndim
             if is_symmetric(e):
                 self.symmetric.add(done)
         return done
@@ -102,8 +108,8 @@ class _Raiser:
             return Num(e.data)
         if op in ("const", "dim"):
             return Sym(e.data)
-        if op == "var":
-            return Sym(e.data[0])
+        if op in ("var", "named"):  # "named": a part that names.py named
+            return Sym(e.data[0] if op == "var" else e.data)
         if op == "ones":
             return ONES
         if op == "delta":
@@ -144,8 +150,10 @@ class _Raiser:
     def _power(self, e: Expr):
         base, exponent = e.args
         b, x = self.raise_(base), self.raise_(exponent)
-        if exponent.op == "num" and exponent.data == Fraction(1, 2) and not base.ndim:
-            return Call("sqrt", (b,))
+        if exponent.op == "num" and not base.ndim and exponent.data > 0:
+            return positive_power(b, exponent.data)
+        if exponent.op == "num" and not base.ndim:
+            return split_den(Mono(Fraction(1), (Power(b, x, False),)))  # 1/a, 1/sqrt(a)
         if exponent.op == "num" and exponent.data < 0 and base.ndim == 1:
             return hadamard([Power(b, x, True)])  # vector(1)./x
         return Power(b, x, bool(base.ndim))
@@ -295,10 +303,13 @@ def _raise_component(pieces: list, touched: tuple, fresh, rank, symmetric: set) 
     """One connected component: a scalar, a vector on one output index or a matrix on two.
 
     Where the index graph has no direct reading, products of two matrices along a summed
-    index are formed first, one at a time, until it has (``((A*A).*A)*((A*A).*A)'``)."""
+    index are formed first, one at a time, until it has (``((A*A).*A)*((A*A).*A)'``). An
+    index only one matrix carries is closed with vector(1) first, so that G[a,d] summed over
+    d is the vector G*vector(1) on a, ready to meet the other vectors on a."""
     while True:
         pieces = _hadamard_matrices([_Piece(p.note, p.idx, p.symmetric) for p in pieces],
                                     touched)
+        pieces = _close_dangling(pieces, touched)
         try:
             return _raise_graph([_Piece(p.note, p.idx, p.symmetric) for p in pieces], touched,
                                 fresh, rank, symmetric)
@@ -333,6 +344,28 @@ def _multiply_one_link(pieces: list, out: tuple) -> list:
             product = _note_of(tuple(_chain_of(p.oriented(a)) + _chain_of(q.oriented(c))))
             rest = [r for k, r in enumerate(pieces) if k not in (n, m)]
             return rest + [_Piece(product, (a, b)).diagonal()]
+    for c in count:  # A[a,c]*v[c]*B[b,c]: the product A*diag(v)*B' (or A*v alone)
+        on_c = [p for p in pieces if c in p.idx]
+        matrices = [p for p in on_c if len(p.idx) == 2 and len(set(p.idx)) == 2]
+        vectors = [p for p in on_c if p.idx == (c,)]
+        if c in out or len(matrices) not in (1, 2) or not vectors or \
+                len(matrices) + len(vectors) != len(on_c):
+            continue
+        if len(matrices) == 1:  # A[a,c]*u[c]*v[c]: the vector A*(u.*v)
+            (p,) = matrices
+            a = p.idx[1] if p.idx[0] == c else p.idx[0]
+            product = _note_of(tuple(_chain_of(p.oriented(a))
+                                     + [hadamard([v.note for v in vectors])]))
+            rest = [r for r in pieces if all(r is not o for o in on_c)]
+            return rest + [_Piece(product, (a,))]
+        p, q = matrices
+        a = p.idx[1] if p.idx[0] == c else p.idx[0]
+        b = q.idx[1] if q.idx[0] == c else q.idx[0]
+        middle = Call("diag", (hadamard([v.note for v in vectors]),))
+        product = _note_of(tuple(_chain_of(p.oriented(a)) + [middle]
+                                 + _chain_of(q.oriented(c))))
+        rest = [r for r in pieces if all(r is not o for o in on_c)]
+        return rest + [_Piece(product, (a, b)).diagonal()]
     raise NoMatrixForm
 
 
@@ -437,6 +470,9 @@ def _close_dangling(pieces, out) -> list[_Piece]:
         lone = [i for i in p.idx if count[i] == 1]
         if len(p.idx) == 1 and lone:
             result.append(_Piece(p.summed(), ()))
+            continue
+        if len(p.idx) == 2 and len(lone) == 2 and lone[0] != lone[1]:
+            result.append(_Piece(Call("sum", (p.note,)), ()))  # sum(X), not 1'*X*1
             continue
         result.append(p)
         for i in lone:

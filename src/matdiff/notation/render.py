@@ -24,6 +24,7 @@ from .tree import (
     Sum,
     Sym,
     Transpose,
+    Where,
 )
 
 # precedence levels: a child printed below the level its parent needs gets parentheses
@@ -220,6 +221,8 @@ class _Printer:
         if s is TEXT and a.denominator != 1 and len(factors) == 1 and not den \
                 and isinstance(factors[0], (Sym, Call, Power, Transpose)):
             den, a = [Num(Fraction(a.denominator))], Fraction(a.numerator)  # k/2, not 1/2*k
+        if den and a.denominator != 1:  # y/(2*sqrt(a)), not 1/2*y/sqrt(a)
+            den, a = [Num(Fraction(a.denominator))] + den, Fraction(a.numerator)
         lone = len(factors) == 1 and a == 1 and not den  # -y.*z needs no parentheses
         parts = [self.at_least(f, PRODUCT if lone else POWER) for f in factors]
         if a != 1 or not parts:
@@ -229,8 +232,15 @@ class _Printer:
         text, level = self.join_product(parts), PRODUCT
         if den:
             below = [self.at_least(d, POWER) for d in den]
-            if s is LATEX:
-                text, level = rf"\frac{{{text}}}{{{self.join_product(below)}}}", ATOM
+            if s is LATEX:  # the fraction holds the scalars; the product follows it
+                n_chain = len(_inline_chain(node.chain))
+                top, rest = parts[:len(parts) - n_chain], parts[len(parts) - n_chain:]
+                if not top and len(rest) == 1:  # \frac{\exp(x)}{...}: one factor goes on top
+                    top, rest = [self.show(_inline_chain(node.chain)[0])], []
+                frac = rf"\frac{{{self.join_product(top or ['1'])}}}" \
+                    rf"{{{self.join_product(below)}}}"
+                text, level = (self.join_product([frac] + rest), PRODUCT) if rest \
+                    else (frac, ATOM)
             elif len(den) == 1:
                 text = f"{text}/{below[0]}"
             else:
@@ -257,6 +267,12 @@ class _Printer:
             else:
                 out += f" {s.minus} {body}" if negative else f" + {body}"
         return out, SUM
+
+    def p_Where(self, node: Where) -> tuple[str, int]:
+        bound = ", ".join(f"{self.p_Sym(Sym(n))[0]} = {self.show(v)}"
+                          for n, v in zip(node.names, node.values))
+        glue = {"text": " where ", "latex": r" \quad\text{where } ", "unicode": "  where "}
+        return f"{self.show(node.body)}{glue[self.s.name]}{bound}", SUM
 
     # index notation ------------------------------------------------------------------------------
     def p_Indexed(self, node: Indexed) -> tuple[str, int]:

@@ -75,6 +75,14 @@ class IndexForm:
     terms: tuple  # of Mono whose factors are Indexed / scalar notation
 
 
+@dataclass(frozen=True)
+class Where:
+    """``body where names[0] = values[0], ...``: names for repeated parts."""
+    body: object
+    names: tuple  # of str
+    values: tuple
+
+
 ONES = Call("vector", (Num(Fraction(1)),))
 MATRIX_ONES = Call("matrix", (Num(Fraction(1)),))
 EYE = Sym("eye")

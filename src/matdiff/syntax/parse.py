@@ -167,6 +167,15 @@ class _BuildTree(Transformer):
     def arguments(self, *args: Node) -> list[Node]:
         return list(args)
 
+    def binding(self, name: Token, value: Node) -> tuple[Token, Node]:
+        if name in FUNCTIONS or name in CONSTANTS:
+            raise MatdiffError(f"'{name}' is a function or constant and cannot be bound",
+                               column=_column(name), hint="choose another name")
+        return name, value
+
+    def where(self, body: Node, keyword: Token, *bindings: tuple[Token, Node]) -> Node:
+        return _substitute_bindings(body, keyword, bindings)
+
     def negate(self, minus: Token, arg: Node) -> Unary:
         return Unary(pos=_column(minus), op="-", arg=arg)
 
@@ -175,6 +184,51 @@ class _BuildTree(Transformer):
 
     def binary(self, left: Node, op: Token, right: Node) -> Binary:
         return Binary(pos=_column(op), op=str(op), left=left, right=right)
+
+
+def _substitute_bindings(body: Node, keyword: Token, bindings) -> Node:
+    """The body with every bound name replaced by (a copy of) its expression."""
+    values: dict[str, Node] = {}
+    for name, value in bindings:
+        if name in values:
+            raise MatdiffError(f"'{name}' is bound twice after where", column=_column(name),
+                               hint="give each binding its own name")
+        values[str(name)] = value
+    if not values:
+        raise MatdiffError("where needs a binding such as s = exp(x)", column=_column(keyword))
+    resolved: dict[str, Node] = {}
+
+    def expand(node: Node, active: tuple[str, ...]) -> Node:
+        if isinstance(node, Name) and node.name in values:
+            if node.name in active:
+                raise MatdiffError(f"the binding of '{node.name}' refers to itself",
+                                   column=node.pos, hint="a binding may use the others, "
+                                   "not itself")
+            if node.name not in resolved:
+                resolved[node.name] = expand(values[node.name], active + (node.name,))
+            return _copy(resolved[node.name])
+        return _with_children(node, [expand(c, active) for c in children(node)])
+
+    return expand(body, ())
+
+
+def _with_children(node: Node, new: list[Node]) -> Node:
+    if isinstance(node, Call):
+        return Call(pos=node.pos, fn=node.fn, args=new, sizes=node.sizes)
+    if isinstance(node, Unary):
+        return Unary(pos=node.pos, op=node.op, arg=new[0])
+    if isinstance(node, Transpose):
+        return Transpose(pos=node.pos, arg=new[0])
+    if isinstance(node, Binary):
+        return Binary(pos=node.pos, op=node.op, left=new[0], right=new[1])
+    if isinstance(node, Num):
+        return Num(pos=node.pos, value=node.value)
+    return Name(pos=node.pos, name=node.name)
+
+
+def _copy(node: Node) -> Node:
+    """A fresh tree (types.infer annotates nodes in place, and each use has its own)."""
+    return _with_children(node, [_copy(c) for c in children(node)])
 
 
 def _sizes(args: list[Node]) -> tuple:
@@ -306,6 +360,8 @@ def _describe_token(token: Token) -> str:
 
 
 def _token_hint(token: Token, expected: set[str]) -> str | None:
+    if token == "=":
+        return "'=' only binds a name after where, as in s*s' where s = exp(x)"
     if "NAME" not in expected:  # an operand has just ended
         if token.type in ("NAME", "NUMBER", "LPAR"):
             return "is an operator such as * missing before it?"

@@ -764,7 +764,7 @@ def with_stated_sizes(text: str, decls: dict[str, Decl], shape: tuple) -> str:
         else:
             edits.append((_closing_paren(text, start + len(node.fn)), ", " + ", ".join(
                 map(str, sizes))))
-    for at, insert in sorted(edits, reverse=True):
+    for at, insert in sorted(set(edits), reverse=True):  # a where-binding's copies share
         text = text[:at] + insert + text[at:]
     return text
 

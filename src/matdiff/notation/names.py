@@ -1,0 +1,251 @@
+"""Names for repeated subexpressions, as textbooks write them:
+``diag(s) - s*s' where s = exp(x)/sum(exp(x))``.
+
+Two kinds of name, tried in turn:
+
+* a *quantity* of the function (or of its gradient, for a Hessian) that is an elementwise
+  product, such as the softmax ``exp(x)/sum(exp(x))`` or ``exp(u)./(exp(u) + 1)``: it is
+  absorbed wherever its factors stand in a product of the derivative, so that
+  ``exp(x)*exp(x)'/sum(exp(x))^2`` reads ``s*s'``;
+* any part of the derivative whose notation occurs twice or more and prints at least
+  ``MIN_LENGTH`` characters (``1/2*(G + G') where G = ...``).
+
+The rule: a name is kept where it is used at least twice and the text with its binding is
+shorter than the text without it. Names are single letters that no variable, dimension or
+function of the result uses (lower case for scalars and vectors, upper case for matrices).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import fields
+from fractions import Fraction
+
+from ..core.ir import Expr, depends_on, einsum, power, topological
+from ..core.simplify import simplify
+from .render import TEXT, render
+from .tree import IndexForm, Mono, Num, Sum, Sym, Transpose, Where, children, mono, names
+
+MIN_LENGTH = 12
+MAX_QUANTITIES = 8
+MAX_NODES = 3_000  # beyond this, results are printed plain (naming re-raises the result)
+LOWER = "stuvwrqpgh"
+UPPER = "GHKMNPQRTUW"
+
+Raise = Callable[[Expr, dict], object]  # (IR, {note: ndim} to fill) -> notation
+
+
+def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
+               raise_: Raise, taken: set[str], symmetric_of: Expr | None = None):
+    """The notation of ``derivative`` with names for repeated parts (a ``Where``), or plain
+    where no name makes it shorter. ``quantities`` are the expressions (the function, the
+    gradient) whose parts that depend on a variable of ``wrt`` may be named; where the
+    derivative is sym(G) of ``symmetric_of`` = G, ``1/2*(G + G') where G = ...`` is offered."""
+    shapes: dict = {}
+    plain = raise_(derivative, shapes)
+    if isinstance(plain, IndexForm) or len(topological(derivative)) > MAX_NODES:
+        return plain
+    taken = set(taken) | set(names(plain))
+    best, bindings = plain, []
+    ir = derivative
+    for q in _quantities(derivative, quantities, wrt):
+        name = _fresh(q.ndim, taken)
+        named_ir = _absorb(ir, q, Expr("named", (q,), name, q.shape))
+        if named_ir is ir:
+            continue
+        shapes_q: dict = {}
+        note = raise_(named_ir, shapes_q)
+        if names(note).count(name) < 2:
+            continue
+        candidate = bindings + [(name, raise_(q, shapes_q))]
+        if _length(note, candidate) < _length(best, bindings):
+            best, bindings, ir, shapes = note, candidate, named_ir, shapes_q
+            taken.add(name)
+    best, bindings = _name_repeats(best, bindings, shapes, taken)
+    if symmetric_of is not None:
+        g_shapes: dict = {}
+        g = raise_(symmetric_of, g_shapes)
+        name = _fresh(2, taken | {n for n, _ in bindings})
+        term, flipped = Mono(Fraction(1), (), (Sym(name),)), Mono(Fraction(1), (), (
+            Transpose(Sym(name)),))
+        half = Mono(Fraction(1, 2), (), (Sum((term, flipped)),))
+        sym_note, sym_bindings = _name_repeats(g, [], g_shapes, taken | {name})
+        candidate = [(name, sym_note)] + sym_bindings
+        if not isinstance(g, IndexForm) and _length(half, candidate) < _length(best, bindings):
+            best, bindings = half, candidate
+    if not bindings:
+        return best
+    return Where(best, tuple(n for n, _ in bindings), tuple(v for _, v in bindings))
+
+
+# --- quantities of the function, absorbed into products ----------------------------------------
+
+def _quantities(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...]) -> list[Expr]:
+    """Elementwise products in the quantities (each without its factors that do not depend
+    on ``wrt``: sum(y)*exp(z)/sum(exp(z)) offers the softmax) whose every factor's base
+    occurs in the derivative, largest first."""
+    present = set(topological(derivative))
+    found: list[Expr] = []
+    for root in quantities:
+        for e in topological(root):
+            if e.op != "einsum":
+                continue
+            kept = [(a, i) for a, i in zip(e.args, e.data[0]) if any(depends_on(a, w) for w in wrt)]
+            for target in {i for _, i in kept if i and len(set(i)) == len(i)}:
+                # the factors on one index tuple: exp(-u)./(exp(-u) + 1) inside X'*(y.*...)
+                group = [(a, i) for a, i in kept if i == target or (not i and
+                                                                 target == e.data[1])]
+                if len(group) < 2:
+                    continue
+                q = simplify(einsum(group, target))
+                if q.op == "einsum" and q not in found \
+                        and all(_base(a)[0] in present for a in q.args):
+                    found.append(q)
+    found.sort(key=lambda e: -len(topological(e)))
+    return found[:MAX_QUANTITIES]
+
+
+def _elementwise(e: Expr) -> bool:
+    idx, out = e.data
+    return len(set(out)) == len(out) and all(i in ((), out) for i in idx)
+
+
+def _base(x: Expr) -> tuple[Expr, Fraction]:
+    if x.op == "pow" and x.args[1].op == "num":
+        return x.args[0], x.args[1].data
+    return x, Fraction(1)
+
+
+def _absorb(root: Expr, q: Expr, name: Expr) -> Expr:
+    """``root`` with ``q`` written as ``name``: the node itself, and its factors wherever a
+    product contains all of them (with at least their powers)."""
+    new: dict[int, Expr] = {}
+    for node in topological(root):
+        if node is q:
+            new[id(node)] = name
+            continue
+        args = tuple(new[id(a)] for a in node.args)
+        rebuilt = node if args == node.args else Expr(node.op, args, node.data, node.shape)
+        if rebuilt.op == "einsum":
+            rebuilt = _absorb_product(rebuilt, q, name)
+        new[id(node)] = rebuilt
+    return new[id(root)]
+
+
+def _absorb_product(e: Expr, q: Expr, name: Expr) -> Expr:
+    factors = [(*_base(x), idx) for x, idx in zip(e.args, e.data[0])]  # (base, power, idx)
+    wanted = [(*_base(x), bool(idx)) for x, idx in zip(q.args, q.data[0])]
+    changed = False
+    while True:
+        targets = {idx for b, _, idx in factors if idx and len(set(idx)) == len(idx)
+                   and len(idx) == q.ndim}
+        for target in sorted(targets):
+            taken = _fit(factors, wanted, target)
+            if taken is not None:
+                factors = taken + [(name, Fraction(1), target)]
+                changed = True
+                break
+        else:
+            break
+    if not changed:
+        return e
+    kept = [(b if p == 1 else power(b, p), idx) for b, p, idx in factors if p != 0]
+    if len(kept) == 1 and kept[0][1] == e.data[1]:
+        return kept[0][0]
+    return einsum(kept, e.data[1])
+
+
+def _fit(factors: list, wanted: list, target: tuple):
+    """The factors less one copy of q's on ``target``, or None if q does not fit."""
+    rest = list(factors)
+    for base, p, is_array in wanted:
+        idx = target if is_array else ()
+        for n, (b, have, i) in enumerate(rest):
+            if b is base and i == idx and have / p >= 1:
+                rest[n] = (b, have - p, i)
+                break
+        else:
+            return None
+    return rest
+
+
+# --- repeated notation ------------------------------------------------------------------------
+
+def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
+    """Greedily name the repeated part that saves the most characters."""
+    while True:
+        counts: dict = {}
+        for root in [note] + [v for _, v in bindings]:
+            for sub in _subtrees(root):
+                if sub in shapes and not isinstance(sub, (Sym, Num)):
+                    counts[sub] = counts.get(sub, 0) + 1
+        best = None
+        for sub, k in counts.items():
+            if k < 2:
+                continue
+            size = _size(sub)
+            if size >= MIN_LENGTH:
+                saving = (k - 1) * size
+                if best is None or saving > best[0]:
+                    best = (saving, sub)
+        if best is None:
+            return note, bindings
+        sub = best[1]
+        name = _fresh(shapes[sub], taken)
+        shorter = _replace(note, sub, Sym(name))
+        candidate = [(n, _replace(v, sub, Sym(name))) for n, v in bindings] + [(name, sub)]
+        if _length(shorter, candidate) >= _length(note, bindings):
+            return note, bindings
+        note, bindings = shorter, candidate
+        taken.add(name)
+
+
+def _subtrees(note):
+    stack = [note]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(children(n))
+
+
+def _replace(note, old, new):
+    if note == old:
+        return new
+    if isinstance(note, (Sym, Num)):
+        return note
+    values = {}
+    for f in fields(note):
+        v = getattr(note, f.name)
+        if isinstance(v, tuple):
+            v = tuple(_replace(x, old, new) if _is_note(x) else x for x in v)
+        elif _is_note(v):
+            v = _replace(v, old, new)
+        values[f.name] = v
+    if isinstance(note, Sum):  # a sum's terms stay monomials
+        values["terms"] = tuple(mono(t, False) for t in values["terms"])
+    return type(note)(**values)
+
+
+def _is_note(v) -> bool:
+    return v is not None and not isinstance(v, (str, Fraction, bool, int))
+
+
+def _size(note) -> int:
+    return len(re.sub(r"\s+", "", render(note, TEXT)))
+
+
+def _length(note, bindings: list) -> int:
+    return _size(note) + sum(len(n) + _size(v) + 2 for n, v in bindings) + (
+        5 if bindings else 0)
+
+
+def _fresh(ndim: int, taken: set[str]) -> str:
+    pool = UPPER if ndim == 2 else LOWER
+    for letter in pool:
+        if letter not in taken:
+            return letter
+    n = 1
+    while f"{pool[0]}{n}" in taken:
+        n += 1
+    return f"{pool[0]}{n}"
