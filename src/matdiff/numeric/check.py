@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .. import budget
-from ..core.ir import Dim
+from ..core.ir import Dim, dim_names, dim_size
 from ..errors import MatdiffError
 
 STEP = 1e-3                                   # 4-point stencil: error O(STEP^4)
@@ -33,11 +33,12 @@ def draw_point(shapes: Mapping[str, tuple[Dim, ...]], props: Mapping[str, frozen
     dims: dict[Dim, int] = {}
     for shape in shapes.values():
         for d in shape:
-            if isinstance(d, str) and d not in dims:
-                dims[d] = int(rng.integers(2, 5))
+            for name in dim_names(d):
+                if name not in dims:
+                    dims[name] = int(rng.integers(2, 5))
     values = {}
     for name, shape in shapes.items():
-        concrete = tuple(d if isinstance(d, int) else dims[d] for d in shape)
+        concrete = tuple(dim_size(d, dims) for d in shape)
         values[name] = _draw(concrete, props.get(name, frozenset()), rng, positive)
     return values
 

@@ -135,6 +135,15 @@ def _product(node: Binary, a: Expr, b: Expr) -> Expr:
     return einsum([(a, (0,)), (b, (1,))], (0, 1))  # column * row: outer product
 
 
+def _kron_axes(node: Node, first: int) -> tuple:
+    """(row index, column index) of a kron operand, None for the side a vector lacks."""
+    if len(node.shape) == 2:
+        return first, first + 1
+    if len(node.shape) == 1:
+        return (None, first + 1) if node.row else (first, None)
+    return None, None
+
+
 def _matrix_power(a: Expr, k: int) -> Expr:
     budget.check("power", k, f"the matrix power {k}")
     return ir.matrix_power(a, k)
@@ -152,7 +161,14 @@ def _call(node: Call, args: list[Expr]) -> Expr:
         return ir.delta(node.shape[0])
     if fn in ("vector", "matrix"):
         return ir.broadcast(num(node.args[0].value), node.shape)
+    if fn == "commutation":
+        return ir.commutation(*node.sizes)
+    if fn == "kron":
+        (a, b), (left, right) = args, node.args
+        return ir.kron(a, _kron_axes(left, 0), b, _kron_axes(right, 2))
     (x,) = args
+    if fn == "vec":
+        return ir.vec(x)
     every = tuple(range(x.ndim))
     if fn in ir.PRIMITIVES:
         return ir.apply(fn, x)
