@@ -75,6 +75,9 @@ _deadline: ContextVar[float | None] = ContextVar("matdiff_deadline", default=Non
 # request nodes never die, so an id() taken of one is never reused by another (passes key
 # dicts by id); after it, whatever no result refers to is freed.
 arena: ContextVar[list | None] = ContextVar("matdiff_arena", default=None)
+# Nodes built outside any request (a compiled function planning itself later, say) are held
+# here until the next outermost request begins.
+OUTSIDE: list = []
 
 
 def current() -> Limits:
@@ -123,7 +126,10 @@ def request(overrides: Limits | Mapping[str, object] | None = None) -> Iterator[
     if outer is None or overrides is not None:
         deadline = time.monotonic() + chosen.seconds
         deadline_token = _deadline.set(deadline if outer is None else min(outer, deadline))
-    arena_token = arena.set([]) if arena.get() is None else None
+    arena_token = None
+    if arena.get() is None:
+        OUTSIDE.clear()
+        arena_token = arena.set([])
     recursion = sys.getrecursionlimit()
     needed = 2_000 + 60 * chosen.depth
     if recursion < needed:

@@ -55,27 +55,13 @@ def main(argv: list[str] | None = None) -> int:
 
 _PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored by the
 #                 grammar, removed again after parsing) keeps it an argument
-_VALUED = {"--wrt", "--declare", "--order", "--symmetric", "--format", "--direction", "--layout",
-           "--emit"}
-_FLAGS = {"--check", "--vec", "-h", "--help"}
-
-
 def _expressions_protected(argv: list[str]) -> list[str]:
     """An expression may start with a minus: protect every argument of a command that begins
-    with '-' but is no option of it (nor an option's value)."""
+    with a single '-' (options are spelled --name; -h is help)."""
     if not argv or argv[0] not in ("derive", "check"):
         return argv
-    out, expect_value = argv[:1], False
-    for arg in argv[1:]:
-        if expect_value:
-            expect_value = False
-        elif arg in _VALUED:
-            expect_value = True
-        elif arg.startswith("-") and arg not in _FLAGS and arg.split("=")[0] not in _VALUED \
-                and arg != "--":
-            arg = _PROTECT + arg
-        out.append(arg)
-    return out
+    return argv[:1] + [_PROTECT + arg if arg.startswith("-") and not arg.startswith("--")
+                       and arg != "-h" else arg for arg in argv[1:]]
 
 
 def _tolerate_any_encoding() -> None:

@@ -117,8 +117,7 @@ class Expr:
             node.cache = {}
             cls._interned[key] = node
             kept = budget.arena.get()
-            if kept is not None:
-                kept.append(node)
+            (budget.OUTSIDE if kept is None else kept).append(node)
         return node
 
     def __repr__(self) -> str:
