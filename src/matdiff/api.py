@@ -20,9 +20,10 @@ from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm
 from .numeric.check import verify
 from .numeric.codegen import compile_numpy
+from .syntax.latex import variable_name
 from .syntax.lower import lower
 from .syntax.parse import parse_typed
-from .syntax.types import Decl
+from .syntax.types import Decl, format_declarations
 
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
@@ -54,6 +55,12 @@ class Result:
     variables: dict[str, Decl]
     _first: Expr | None = field(default=None, repr=False)  # the gradient, as Hessian checks
     #                                                       evaluate it
+
+    @property
+    def declared(self) -> str:
+        """Every variable's type, as assumed or declared, in the ``declare`` syntax (so it can be
+        edited and passed back): ``"x, mu: vector(n); Sigma: matrix(n,n); k: scalar"``."""
+        return format_declarations(self.variables)
 
     @property
     def shape(self) -> tuple[Dim, ...]:
@@ -134,27 +141,29 @@ class Result:
         return {name: d.shape for name, d in self.variables.items()}
 
 
-def parse(text: str, declare: str | dict | None = None) -> Expr:
+def parse(text: str, declare: str | dict | None = None, *, syntax: str = "auto") -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
-    same node)."""
-    root, variables = parse_typed(text, declare)
+    same node). ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash or braces)."""
+    root, variables = parse_typed(text, declare, syntax)
     return simplify(lower(root, variables))
 
 
 def derive(expr: str, wrt: str, *, declare: str | dict | None = None, order: int = 1,
-           symmetric: str = "sym") -> Result:
+           symmetric: str = "sym", syntax: str = "auto") -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar.
     For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym" (default), "full" or
-    "cookbook".
+    "cookbook". ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash or braces);
+    ``wrt`` may be spelled as in the input (``Sigma``, ``Σ`` or ``\\Sigma``).
     """
     if order not in (1, 2):
         raise MatdiffError(f"order must be 1 or 2, not {order!r}")
     if symmetric not in CONVENTIONS:
         raise MatdiffError(f"unknown symmetric convention {symmetric!r}",
                            hint="use one of " + ", ".join(CONVENTIONS))
-    root, variables = parse_typed(expr, declare)
+    root, variables = parse_typed(expr, declare, syntax)
+    wrt = variable_name(wrt)
     if wrt not in variables:
         used = ", ".join(variables) or "no variables"
         raise MatdiffError(f"cannot differentiate with respect to {wrt!r}: the expression "

@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--symmetric", default="sym", choices=CONVENTIONS,
                          help="convention for a symmetric wrt (default sym = (G + G')/2)")
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
+        sub.add_argument("--latex", action="store_true",
+                         help="read EXPR as LaTeX (detected anyway from a backslash or braces)")
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
     return parser
@@ -71,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _derive(args: argparse.Namespace) -> int:
     r = derive(args.expr, args.wrt, declare=args.declare, order=args.order,
-               symmetric=args.symmetric)
+               symmetric=args.symmetric, syntax="latex" if args.latex else "auto")
     error = r.check() if args.check else None
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
@@ -103,6 +105,7 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     lines = []
     if show_function:
         lines.append(f"f = {r.function_in(fmt)}")
+        lines.append(f"  declared: {r.declared}")
     lines.append(f"{_label(r)} = {short or body}")
     lines.append(f"  shape: {shape_text(r.shape)}   ({LAYOUT})")
     if r.convention_note:
@@ -118,7 +121,8 @@ def _as_json(r: Result, error: float | None) -> dict:
     return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
             "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
             "unicode": r.unicode, "shape": list(r.shape), "convention": r.convention,
-            "convention_note": r.convention_note, "check_max_relative_error": error}
+            "convention_note": r.convention_note, "declared": r.declared,
+            "check_max_relative_error": error}
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..core.ir import PRIMITIVES
+from ..syntax.greek import LETTER_OF
 from .tree import (
     EYE,
     ONES,
@@ -50,6 +51,32 @@ _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isal
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
+
+
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _latex_name(name: str) -> str:
+    """Sigma_2 -> \\Sigma_{2}, mu -> \\mu, S2 -> S_{2}, rate -> \\mathit{rate}."""
+    head, underscore, tail = name.partition("_")
+    if underscore:
+        subscript = "\\" + tail if tail in LETTER_OF else tail
+        return f"{_latex_name(head)}_{{{subscript}}}"
+    if name in LETTER_OF:
+        return "\\" + name
+    if len(name) > 1 and name[1:].isdigit():
+        return f"{name[0]}_{{{name[1:]}}}"
+    return name if len(name) == 1 else rf"\mathit{{{name}}}"
+
+
+def _unicode_name(name: str) -> str:
+    """Sigma_2 -> Σ₂, mu_k -> μ_k."""
+    head, underscore, tail = name.partition("_")
+    head = LETTER_OF.get(head, head)
+    if not underscore:
+        return head
+    tail = LETTER_OF.get(tail, tail)
+    return head + (tail.translate(_SUBSCRIPT) if tail.isdigit() else "_" + tail)
 
 
 def render(node, style: Style = TEXT) -> str:
@@ -103,12 +130,7 @@ class _Printer:
             return "I", ATOM
         if node.name == "pi":
             return (r"\pi" if self.s is LATEX else "π"), ATOM
-        if self.s is LATEX and len(node.name) > 1:
-            head, tail = node.name[0], node.name[1:]
-            if tail.isdigit():
-                return f"{head}_{{{tail}}}", ATOM
-            return rf"\mathit{{{node.name}}}", ATOM
-        return node.name, ATOM
+        return (_latex_name(node.name) if self.s is LATEX else _unicode_name(node.name)), ATOM
 
     def p_Call(self, node: Call) -> tuple[str, int]:
         s = self.s
