@@ -422,6 +422,8 @@ class _BuildTree(Transformer):
                 raise _error(f"unknown norm subscript {which}", column,
                              r"use \|x\|_1, \|x\|_2 or \|X\|_F")
             return Call(pos=base.pos, fn=fn, args=base.args)
+        if isinstance(base, Name) and base.name == "pi":  # \pi_k, a mixing weight
+            base = LatexName(pos=base.pos, name="pi")
         if not isinstance(base, LatexName) or "_" in base.name:
             raise _error("a subscript can follow only a name (x_i is the name x_i) or a norm "
                          r"(\|x\|_2)", column)
@@ -445,7 +447,7 @@ def parse_latex_text(text: str) -> Node:
             raise MatdiffError(f"expression is {len(text):,} characters long; the limit is "
                                f"{MAX_TEXT_LENGTH:,}")
         body = _without_final_punctuation(text)
-        if not body.strip():
+        if not tokenize(body):
             raise MatdiffError("empty expression",
                                hint=r"write an expression such as \mathbf{x}^\top A \mathbf{x}")
         try:

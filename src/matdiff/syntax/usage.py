@@ -3,9 +3,10 @@ them; then the notations whose meaning depends on kinds (|A|, A^{-1}, \|x\|) are
 
 A name's kind is, in this order: its declaration; its typography (bold lower case a vector, bold
 or plain capital a matrix); the one kind the expression allows it (in ``(\mathbf{x} - \mu)`` the
-name mu must be a vector); else the text syntax's default letters (a-g scalars, h-z vectors).
-Readings that need no scalar broadcast are preferred: in ``\lambda \|\mathbf{w}\|^2 + c`` the
-name lambda is a scalar. When the defaults do not give a valid reading the user must declare.
+name mu must be a vector); else the text syntax's default letter (a-g scalars, h-z vectors) if
+the expression allows it, else the simplest kind it allows (in ``\sigma^2 I`` a scalar). Readings
+that need no scalar broadcast are preferred: in ``\lambda \|\mathbf{w}\|^2 + c`` the name lambda
+is a scalar. When these choices together do not type, the error says what to declare.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def type_by_usage(root: Node, decls: dict[str, Decl], source: str) -> tuple[Node
     root = _rebuild(root, lambda node: _identity(node, decls))
     ranks: dict[str, int | None] = {}
     for node in post_order(root):
-        if isinstance(node, LatexName):
+        if isinstance(node, LatexName) and node.name not in ("pi", "eye"):
             hint = _hinted_rank(node)
             ranks[node.name] = hint if ranks.get(node.name) is None else ranks[node.name]
     known = {name: decls[name] for name in ranks if name in decls}
@@ -73,10 +74,11 @@ def _kinds_of_free_names(root: Node, known: dict[str, Decl], free: list[str],
         infer(root, known | _reading(free, defaults), source)
         raise AssertionError("unreachable: the default reading typed")
     possible = [{reading[k] for reading in valid} for k in range(len(free))]
-    chosen = tuple(next(iter(p)) if len(p) == 1 else default_rank(name)
-                   for name, p in zip(free, possible, strict=True))
+    chosen = tuple(_pick(name, p) for name, p in zip(free, possible, strict=True))
     if chosen not in valid:
         unclear = [name for name, p in zip(free, possible, strict=True) if len(p) > 1]
+        first = next(node for node in post_order(root)
+                     if isinstance(node, Name) and node.name == unclear[0])
         example = dict(zip(free, valid[0], strict=True))
         options = "; ".join(f"{name}: {' or '.join(_KIND_WORDS[k] for k in sorted(p))}"
                             for name, p in zip(free, possible, strict=True) if len(p) > 1)
@@ -84,8 +86,17 @@ def _kinds_of_free_names(root: Node, known: dict[str, Decl], free: list[str],
                            f"{'is' if len(unclear) == 1 else 'are'} ({options})",
                            hint="declare it, for example declare=\"" + "; ".join(
                                f"{name}: {_KIND_WORDS[example[name]]}" for name in unclear)
-                           + '"')
+                           + '"', column=first.pos)
     return _reading(free, chosen)
+
+
+def _pick(name: str, possible: set[int]) -> int:
+    """The one kind usage allows; else the default letter's; else the simplest allowed (in
+    ``\\sigma^2 I`` sigma cannot be the default vector, and a scalar reads before a matrix)."""
+    if len(possible) == 1:
+        return next(iter(possible))
+    default = default_rank(name)
+    return default if default in possible else min(possible)
 
 
 def _reading(free: list[str], ranks: tuple[int, ...]) -> dict[str, Decl]:
