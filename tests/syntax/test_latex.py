@@ -19,6 +19,7 @@ SEED = (r"\frac{1}{\sqrt{(2\pi)^k |\Sigma|}}\exp\left( -\frac{1}{2}(\textbf{x}-\
 SEED_DECLARE = "Sigma: symmetric posdef matrix(k,k); x, mu: vector(k); k: scalar"
 README_GAUSSIAN = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-1/2*(x - m)'*inv(S)*(x - m))"
 README_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
+README_IN_GREEK = "(2*pi)^(-k/2)*det(Sigma)^(-1/2)*exp(-1/2*(x - mu)'*inv(Sigma)*(x - mu))"
 
 
 def values_for(variables: dict, rng: np.random.Generator, size: int = 3) -> dict:
@@ -64,6 +65,12 @@ def assert_same_expression(latex: str, text: str, text_declare, latex_declare=No
 def test_seed_parses_to_the_text_form() -> None:
     text = "1/sqrt((2*pi)^k*det(Sigma))*exp(-1/2*(x - mu)'*inv(Sigma)*(x - mu))"
     assert matdiff.parse(SEED, SEED_DECLARE) is matdiff.parse(text, SEED_DECLARE)
+    assert matdiff.parse(SEED, SEED_DECLARE) is matdiff.parse(README_IN_GREEK, SEED_DECLARE)
+
+
+def test_seed_derivative_reads_as_the_textbook_form() -> None:
+    r = matdiff.derive(SEED, "Sigma", declare=SEED_DECLARE)
+    assert r.abbreviated() == "1/2*f*(inv(Sigma)*(x - mu)*(x - mu)'*inv(Sigma) - inv(Sigma))"
 
 
 @pytest.mark.parametrize("wrt, text_wrt", [("Sigma", "S"), ("mu", "m"), ("x", "x")])
@@ -78,6 +85,8 @@ def test_seed_derivatives_match_the_text_form(wrt: str, text_wrt: str) -> None:
         point["k"] = 3.0
         np.testing.assert_allclose(from_latex.numpy()(**point), from_text.numpy()(**renamed),
                                    rtol=1e-10)
+    greek = matdiff.derive(README_IN_GREEK, wrt, declare=SEED_DECLARE)
+    assert from_latex.derivative is greek.derivative
 
 
 def test_seed_kinds_come_from_typography_and_usage_without_declarations() -> None:
