@@ -116,15 +116,46 @@ def test_matrix_notation_and_round_trip(case):
     """Every result of at most two axes prints in matrix notation, and that text parses back
     to the same function."""
     r = derived(case)
-    if len(r.shape) > 2:
-        assert r.is_index_notation
-        return
     assert not r.is_index_notation, r.text
     assert "[" not in r.text
+    assert r.shown_as_differential == (len(r.shape) > 2), r.text
+    if r.shown_as_differential:
+        return  # its text is the differential: test_differential_reads_back
     again = compile_numpy(matdiff.parse(r.text, declaration(case)),
                           {n: d.shape for n, d in r.variables.items()})
     values = draw(case, np.random.default_rng(3))
     assert relative_error(again(**values), r.numpy()(**values)) < 1e-10, r.text
+
+
+def random_direction(case, values, rng):
+    """dX of the wrt variable's shape (symmetric for a symmetric variable)."""
+    x = np.asarray(values[case["wrt"]], dtype=float)
+    v = rng.standard_normal(x.shape)
+    return (v + v.T) / 2 if is_symmetric_wrt(case) else v
+
+
+def contracted(tensor, direction, times: int):
+    """The tensor's trailing axes contracted with the direction ``times`` times."""
+    for _ in range(times):
+        tensor = np.tensordot(tensor, direction, axes=direction.ndim)
+    return tensor
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_differential_reads_back(case):
+    """r.differential.text (and r.text where it is the differential) evaluates with the same
+    declarations to the expected derivative contracted with a random direction dX."""
+    r = derived(case)
+    assert "[" not in r.differential.text
+    rng = np.random.default_rng(sum(map(ord, case["id"])) + 1)
+    texts = [r.differential.text] + ([r.text] if r.shown_as_differential else [])
+    for _ in range(2):
+        values = draw(case, rng)
+        dx = random_direction(case, values, rng)
+        expected = contracted(np.asarray(case["expected"](values), float), dx, case["order"])
+        for text in texts:
+            got = matdiff.evaluate(text, declaration(case), **values, **{"d" + case["wrt"]: dx})
+            assert relative_error(got, expected) < 1e-8, text
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

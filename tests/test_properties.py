@@ -857,6 +857,7 @@ class Derivative:
     value: np.ndarray  # r.numpy() at the point
     text: str  # r.text
     kind: Kind  # symbolic shape, in the case's dim names
+    result: matdiff.Result
 
 
 def numeric_arguments(values: dict[str, np.ndarray]) -> dict[str, object]:
@@ -889,7 +890,7 @@ def derive_at(case: Case, values: dict[str, np.ndarray], order: int) -> Derivati
         assert len(symbolic_shape) == len(kind), case.describe(
             f"r.shape is {symbolic_shape}, expected {len(kind)} dimensions")
     assert isinstance(text, str) and text, case.describe(f"r.text is {text!r}")
-    return Derivative(value, text, kind)
+    return Derivative(value, text, kind, result)
 
 
 INDEX_NOTATION_PREFIX = "D["
@@ -943,14 +944,57 @@ def check_derivative(case: Case, values: dict[str, np.ndarray], order: int,
     """r.numpy() matches the reference, and so does r.text where it is matrix notation."""
     derivative = derive_at(case, values, order)
     check_against_reference(case, derivative.value, expected, tolerance, what)
-    # Ranks 3 and 4, and what has no matrix form, are rendered in index notation "D[i,j] = ...",
-    # which is not input syntax; everything else must read back to the same value.  Sizes used
-    # as scalars are read back only when all dimensions carry our names (fully declared).
-    readable = not derivative.text.startswith(INDEX_NOTATION_PREFIX) and (
+    assert not derivative.text.startswith(INDEX_NOTATION_PREFIX), case.describe(derivative.text)
+    check_differential(case, derivative, values, order)
+    # Ranks 3 and 4, and what has no matrix form, are shown as their differential (checked
+    # above); everything else must read back to the same value.  Sizes used as scalars are
+    # read back only when all dimensions carry our names (fully declared).
+    readable = not derivative.result.shown_as_differential and (
         case.fully_declared or not size_names_in(case, derivative.text))
     if readable:
         check_against_reference(case, value_of_text(case, derivative, values), expected,
                                 tolerance, f"{what} read back from r.text {derivative.text!r}")
+
+
+DIFFERENTIAL_TOLERANCE = 1e-8
+
+
+def differential_values(case: Case, derivative: Derivative, values: dict[str, np.ndarray],
+                        order: int) -> tuple[str, list[str], dict[str, object], np.ndarray]:
+    """The differential's text, the texts to read back, their arguments (a random direction
+    dX, symmetric for S) and the value they must have: r.numpy() (checked against finite
+    differences) contracted with dX over X's axes, once per order."""
+    result = derivative.result
+    rng = np.random.default_rng(case.seed % 2**31 + 17)
+    direction = rng.standard_normal(np.shape(values[case.wrt]))
+    if case.symmetric_wrt:
+        direction = (direction + direction.T) / 2
+    expected = derivative.value
+    for _ in range(order):
+        expected = np.tensordot(expected, direction, axes=direction.ndim)
+    texts = [result.differential.text] + ([result.text] if result.shown_as_differential else [])
+    arguments = numeric_arguments(values) | {f"d{case.wrt}": direction}
+    return result.differential.text, texts, arguments, np.asarray(expected, dtype=float)
+
+
+def check_differential(case: Case, derivative: Derivative, values: dict[str, np.ndarray],
+                       order: int) -> None:
+    """r.differential.text (and r.text where it is the differential) reads back with the
+    declarations and evaluates to the derivative contracted with a random dX."""
+    differential, texts, arguments, expected = differential_values(case, derivative, values,
+                                                                   order)
+    # with the case's declarations, or where dimensions were inferred the result's own names
+    declare = case.declare if case.fully_declared else derivative.result.declaration
+    for text in texts:
+        assert "[" not in text, case.describe(f"index notation in {text!r}")
+        try:
+            actual = np.asarray(matdiff.evaluate(text, declare, **arguments), dtype=float)
+        except Exception as error:
+            raise AssertionError(case.describe(
+                f"reading the differential back failed: {type(error).__name__}: {error}\n"
+                f"  text: {text}")) from error
+        check_against_reference(case, actual, expected, DIFFERENTIAL_TOLERANCE,
+                                f"differential {text!r}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
     "(A + A')*x"
 """
 
-from .api import Result, derive, parse
+from .api import Form, Result, derive, evaluate, parse
 from .errors import MatdiffError
 
-__all__ = ["derive", "parse", "Result", "MatdiffError"]
+__all__ = ["derive", "parse", "evaluate", "Result", "Form", "MatdiffError"]
 __version__ = "0.1.0"

@@ -54,13 +54,17 @@ def _parser() -> argparse.ArgumentParser:
                        ("check", "differentiate and verify against finite differences")):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("expr", help="the expression, e.g. \"x'*A*x\"")
-        sub.add_argument("--wrt", required=True, help="the variable to differentiate by")
+        sub.add_argument("--wrt", required=True,
+                         help="the variable to differentiate by (x,S: the mixed derivative)")
+        sub.add_argument("--direction", default=None,
+                         help="a direction V: the derivative applied to V (for --order 2 the "
+                              "Hessian-vector product)")
         sub.add_argument("--declare", default=None,
                          help="types and properties, e.g. \"S: symmetric posdef matrix(k,k); "
                               "x: vector(k)\" (default: a-g scalars, h-z vectors, A-Z "
                               "matrices)")
-        sub.add_argument("--order", type=int, default=1, choices=(1, 2),
-                         help="1: gradient/Jacobian (default), 2: Hessian")
+        sub.add_argument("--order", type=int, default=1,
+                         help="1: gradient/Jacobian (default), 2: Hessian, 3...: higher")
         sub.add_argument("--symmetric", default="sym", choices=CONVENTIONS,
                          help="convention for a symmetric wrt (default sym = (G + G')/2)")
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
@@ -72,8 +76,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _derive(args: argparse.Namespace) -> int:
-    r = derive(args.expr, args.wrt, declare=args.declare, order=args.order,
-               symmetric=args.symmetric, syntax="latex" if args.latex else "auto")
+    wrt = tuple(w.strip() for w in args.wrt.split(",")) if "," in args.wrt else args.wrt
+    r = derive(args.expr, wrt, declare=args.declare, order=args.order,
+               symmetric=args.symmetric, direction=args.direction,
+               syntax="latex" if args.latex else "auto")
     error = r.check() if args.check else None
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
@@ -96,7 +102,17 @@ def _example() -> int:
 
 def _label(r: Result) -> str:
     f = "f" if not r.function.ndim else "F"
-    return f"d{f}/d{r.wrt}" if r.order == 1 else f"d2{f}/d{r.wrt}2"
+    if len(set(r.wrts)) > 1:
+        return f"d{r.order}{f}/" + "".join(f"d{w}" for w in r.wrts)
+    label = f"d{f}/d{r.wrt}" if r.order == 1 else f"d{r.order}{f}/d{r.wrts[0]}{r.order}"
+    return label if r.direction is None else f"{label} applied to {r.direction}"
+
+
+def _differential_label(r: Result, fmt: str) -> str:
+    """d(inv(X)), d2(log(det(X))): the map's name, with the function written out if short."""
+    function = r.function_in("text")
+    inner = function if len(function) <= 40 else ("f" if not r.function.ndim else "F")
+    return f"d{r.order if r.order > 1 else ''}({inner})"
 
 
 def _report(r: Result, fmt: str, error: float | None, show_function: bool = True) -> str:
@@ -105,11 +121,25 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     lines = []
     if show_function:
         lines.append(f"f = {r.function_in(fmt)}")
-        lines.append(f"  declared: {r.declared}")
-    lines.append(f"{_label(r)} = {short or body}")
+    if r.shown_as_differential:
+        # a linear map shown by what it does to dX, then its other views
+        lines.append(f"{_differential_label(r, fmt)} = {body}")
+        vec = getattr(r, "vec", None)
+        if vec is not None:
+            lines.append(f"  vec form: {vec.in_style(fmt) if hasattr(vec, 'in_style') else vec}")
+        lines.append(f"  index form: {r.index}")
+    else:
+        lines.append(f"{_label(r)} = {short or body}")
+        if show_function and r.direction is None:
+            differential = r.differential_abbreviated("f", fmt) or r.differential.in_style(fmt)
+            lines.append(f"  differential: {_differential_label(r, fmt)} = {differential}")
     lines.append(f"  shape: {shape_text(r.shape)}   ({LAYOUT})")
+    if show_function:
+        lines.append(f"  declared: {r.declared}")
     if r.convention_note:
         lines.append(f"  {r.convention_note}")
+    for note in r.notes:
+        lines.append(f"  note: {note}")
     if error is not None:
         verdict = "ok" if error < 1e-6 else "MISMATCH"
         lines.append(f"  check: max relative error {error:.1e} against central finite "
@@ -122,7 +152,9 @@ def _as_json(r: Result, error: float | None) -> dict:
             "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
             "unicode": r.unicode, "shape": list(r.shape), "convention": r.convention,
             "convention_note": r.convention_note, "declared": r.declared,
-            "check_max_relative_error": error}
+            "check_max_relative_error": error,
+            "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,
+            "index": r.index if r.shown_as_differential else None, "notes": list(r.notes)}
 
 
 if __name__ == "__main__":

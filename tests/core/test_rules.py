@@ -24,6 +24,7 @@ PRIMITIVE_CASES = {
     "tanh": ("sum(tanh(A*x))", "x", None),
     "abs": ("sum(abs(A*x))", "x", None),
     "relu": ("sum(relu(A*x))", "x", None),
+    "sign": ("sum(sign(A*x).*x.*x)", "x", None),
     "pow": ("sum((x.*x + vector(1)).^(a*x))", "x", None),
     "inv": ("x'*inv(X)*y", "X", "X: invertible matrix"),
     "det": ("det(X)", "X", "X: invertible matrix"),
@@ -40,11 +41,19 @@ def test_every_primitive_has_a_case():
 @pytest.mark.parametrize("order", [1, 2])
 def test_primitive_rule_against_finite_differences(name, order):
     expr, wrt, declare = PRIMITIVE_CASES[name]
-    if order == 2 and name in ("abs", "relu"):
-        with pytest.raises(matdiff.MatdiffError, match="sign"):
-            matdiff.derive(expr, wrt, declare=declare, order=2)
-        return
-    assert matdiff.derive(expr, wrt, declare=declare, order=order).check(trials=4) < 1e-6
+    r = matdiff.derive(expr, wrt, declare=declare, order=order)
+    assert r.check(trials=4) < 1e-6
+    through_sign = name == "sign" or (order == 2 and name in ("abs", "relu"))
+    assert bool(r.notes) == through_sign, r.notes
+    if through_sign:
+        assert r.notes == (PRIMITIVES["sign"].note,) and "undefined where u = 0" in r.notes[0]
+
+
+def test_sign_has_derivative_zero():
+    """sign's derivative is 0 where it exists: abs's Hessian vanishes, sign(x).*x has sign(x)
+    as gradient (the product rule's other term is 0)."""
+    assert matdiff.derive("sum(abs(x))", "x", order=2).text == "matrix(0, n, n)"
+    assert matdiff.derive("sum(sign(x).*x)", "x").text == "sign(x)"
 
 
 def test_pow_with_variable_base_and_exponent():

@@ -91,7 +91,7 @@ def test_seed_derivatives_match_the_text_form(wrt: str, text_wrt: str) -> None:
 
 def test_seed_kinds_come_from_typography_and_usage_without_declarations() -> None:
     r = matdiff.derive(SEED, "Sigma")
-    assert r.declared == "k: scalar; Sigma: matrix(n,n); x, mu: vector(n)"
+    assert r.declared == "k: scalar; Sigma: matrix(n,n); x: vector(n); mu: vector(n)"
     assert r.check() < 1e-8
 
 

@@ -21,17 +21,23 @@ from .ir import (
 )
 
 
-def derivative(f: Expr, x: Expr) -> Expr:
-    """The derivative of ``f`` with respect to the variable node ``x`` (not simplified)."""
+def derivative(f: Expr, x: Expr, direction: Expr | None = None) -> Expr:
+    """The derivative of ``f`` with respect to the variable node ``x`` (not simplified).
+
+    Given a ``direction`` of x's shape, the derivative applied to it instead: the differential
+    df in that direction, of f's shape (the same rules, seeded with the direction for x's
+    tangent, so no tensor of more axes than f's parts is built on the way)."""
     if x.op != "var":
         raise ValueError("derivative(): x must be a variable")
-    name, k = x.data[0], x.ndim
+    if direction is not None and direction.shape != x.shape:
+        raise ValueError("derivative(): the direction must have x's shape")
+    name, k = x.data[0], (x.ndim if direction is None else 0)
     tangent: dict[int, Expr | None] = {}
     for node in topological(f):
         if not depends_on(node, name):
             tangent[id(node)] = None
         elif node.op == "var":
-            tangent[id(node)] = identity_tangent(x.shape)
+            tangent[id(node)] = identity_tangent(x.shape) if direction is None else direction
         elif node.op == "sum":
             tangent[id(node)] = _sum_rule(node, [tangent[id(a)] for a in node.args])
         elif node.op == "einsum":
@@ -45,7 +51,9 @@ def derivative(f: Expr, x: Expr) -> Expr:
                     hint=f"differentiate an expression without {node.op}(...) of {name}")
             tangent[id(node)] = primitive.jvp(node, [tangent[id(a)] for a in node.args], k)
     result = tangent[id(f)]
-    return zero(f.shape + x.shape) if result is None else result
+    if result is None:
+        return zero(f.shape + (x.shape if direction is None else ()))
+    return result
 
 
 class NotDifferentiable(MatdiffError):

@@ -249,6 +249,7 @@ class Primitive:
     latex: str
     elementwise: bool = False
     differentiable: bool = True
+    note: str | None = None  # what its derivative rule assumes, said wherever it is used
 
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -262,14 +263,14 @@ def _chain_elementwise(dfdx: Expr, tangent: Expr, k: int) -> Expr:
 
 
 def _unary(name: str, numpy: Callable, derivative: Callable[[Expr, Expr], Expr] | None,
-           latex: str) -> None:
+           latex: str, note: str | None = None) -> None:
     """An elementwise function with its derivative ``derivative(x, f(x))``."""
     def jvp(node: Expr, tangents: Sequence[Expr | None], k: int) -> Expr:
         (x,), (dx,) = node.args, tangents
         return _chain_elementwise(derivative(x, node), dx, k)
 
     PRIMITIVES[name] = Primitive(name, lambda x: x.shape, jvp, numpy, latex, elementwise=True,
-                                 differentiable=derivative is not None)
+                                 differentiable=derivative is not None, note=note)
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -300,7 +301,11 @@ _unary("tanh", np.tanh, lambda x, ans: _shifted(1, power(ans, 2), -1), r"\tanh")
 _unary("abs", np.abs, lambda x, ans: apply("sign", x), r"\operatorname{abs}")
 _unary("relu", _relu, lambda x, ans: scale(Fraction(1, 2), _shifted(1, apply("sign", x), 1)),
        r"\operatorname{relu}")
-_unary("sign", np.sign, None, r"\operatorname{sign}")
+# sign is piecewise constant: its derivative is 0 wherever it exists (as JAX takes it), so that
+# Hessians of objectives with abs or norm1 exist; the note says where it does not
+_unary("sign", np.sign, lambda x, ans: zero(x.shape), r"\operatorname{sign}",
+       note="sign(u) is taken to have derivative 0, its value wherever it exists; "
+            "it is undefined where u = 0")
 
 
 def _pow_shape(base: Expr, exponent: Expr) -> tuple[Dim, ...]:

@@ -160,9 +160,14 @@ class _Raiser:
             raise NoMatrixForm
         coef = Fraction(1)
         pieces = []
+        pulled, pulled_den = [], []  # scalar factors of array factors: (c*A)*B is c*A*B
         for x, idx in zip(e.args, factor_idx):
             note, c = self.prefer_positive(self.raise_(x))
             coef *= c
+            if idx and isinstance(note, Mono) and note.chain and (note.scalars or note.den):
+                pulled += note.scalars
+                pulled_den += note.den
+                note = _note_of(note.chain)
             pieces.append(_Piece(note, idx, is_symmetric(x)).diagonal())
         fresh = itertools.count(1 + max([i for p in pieces for i in p.idx] + list(out),
                                         default=-1))
@@ -177,12 +182,15 @@ class _Raiser:
                 by_touch.setdefault(touched, []).append(_note_of(m.chain))
         chain = _combine(by_touch, out, self.rank, self.symmetric)
         chain = [f for f in chain if f != EYE] or ([EYE] if chain else [])
-        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1:
+        scalars += pulled
+        if not chain and len(scalars) == 1 and isinstance(scalars[0], Mono) and coef == 1 \
+                and not pulled_den:
             return scalars[0]
+        scalars = _scalar_powers(scalars)
         scalars.sort(key=self.rank)
         if coef < 0:
             coef, chain = self._constant_first(coef, chain)
-        return split_den(Mono(coef, tuple(scalars), tuple(chain)))
+        return split_den(Mono(coef, tuple(scalars), tuple(chain), tuple(pulled_den)))
 
     def _constant_first(self, coef: Fraction, chain: list) -> tuple[Fraction, list]:
         """-(f(x) - 1)*A is written (1 - f(x))*A."""
@@ -197,6 +205,14 @@ class _Raiser:
                     flipped = Call("diag", (flipped,)) if in_diag else flipped
                     return -coef, chain[:n] + [flipped] + chain[n + 1:]
         return coef, chain
+
+
+def _scalar_powers(scalars: list) -> list:
+    """Equal scalar factors as one power: (u'*v)*(u'*v) is (u'*v)^2."""
+    counts: dict = {}
+    for f in scalars:
+        counts[f] = counts.get(f, 0) + 1
+    return [f if n == 1 else Power(f, Num(Fraction(n)), False) for f, n in counts.items()]
 
 
 def _note_of(chain: tuple):
@@ -473,6 +489,10 @@ def _scalar_chain(factors: list[tuple]):
         return Call("sum", (v,))
     if v == ONES and not middle:
         return Call("sum", (u,))
+    if u == v == ONES and len(middle) == 1:
+        # sum(M), not vector(1)'*M*vector(1): the ones of two sizes would read as one, and a
+        # sum of such terms would share them as if M and M' had one shape
+        return Call("sum", (middle[0][0],))
     return Mono(Fraction(1), (), tuple([transpose(u)] + [f for f, _ in middle] + [v]))
 
 
@@ -550,3 +570,12 @@ def _ordered_indices(term: Mono, out_names: tuple) -> Mono:
         return min((first.get(i, len(first)) for i in indices), default=len(first))
 
     return Mono(term.coef, term.scalars, tuple(sorted(term.chain, key=position)), term.den)
+
+
+def raise_index_form(e: Expr, reading_order: dict[str, int] | None = None) -> IndexForm:
+    """Index notation for ``e`` whatever its rank (the third view of a linear map)."""
+    try:
+        return index_form(e, _Raiser(reading_order or {}))
+    except NoMatrixForm:
+        raise MatdiffError("this derivative has no index-notation form matdiff can print yet",
+                           hint="its value is still available through numpy()") from None

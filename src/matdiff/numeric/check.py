@@ -135,3 +135,40 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
     raise MatdiffError("could not find a point where the expression and its derivative are "
                        "finite, so the derivative was not checked",
                        hint="declare properties (posdef, positive...) that keep it defined")
+
+
+def directional_difference(f: Function, values: dict, name: str, direction: str,
+                           step: float = STEP) -> np.ndarray:
+    """d/dt f(name + t*direction) at t = 0 by central differences (direction is the name of
+    another variable of the same shape)."""
+    x0 = np.asarray(values[name], dtype=float)
+    v = np.asarray(values[direction], dtype=float)
+    return sum(c * np.asarray(f(**{**values, name: x0 + s * step * v}))
+               for s, c in STENCIL) / step
+
+
+def verify_directional(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
+                       props: Mapping[str, frozenset[str]], wrt: str, direction: str,
+                       trials: int = 3, seed: int = 0) -> float:
+    """Max relative error of ``df`` against differences of ``f`` along ``direction``."""
+    rng = np.random.default_rng(seed)
+    errors: list[float] = []
+    for draw in range(MAX_DRAWS):
+        values = draw_point(shapes, props, rng, positive=draw % 2 == 1)
+        try:
+            d0 = np.asarray(df(**values))
+            coarse = directional_difference(f, values, wrt, direction)
+            fine = directional_difference(f, values, wrt, direction, STEP / 2)
+        except MatdiffError:
+            continue
+        if not all(np.all(np.isfinite(a)) for a in (d0, coarse, fine)):
+            continue
+        if relative_error(coarse, fine) < 1e-8:
+            errors.append(relative_error(d0, fine))
+            if len(errors) == trials:
+                break
+    if not errors:
+        raise MatdiffError("could not find a point where differences along the direction are "
+                           "reliable, so the derivative was not checked",
+                           hint="declare properties (posdef, positive...) that keep it defined")
+    return max(errors)

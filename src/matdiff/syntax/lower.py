@@ -52,6 +52,8 @@ def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Exp
             return ir.const("pi")
         if node.name == "eye":
             return ir.delta(node.shape[0])
+        if node.name not in variables:  # types.infer read it as a dimension's size
+            return ir.dimsize(node.name)
         return variable(variables[node.name])
     if isinstance(node, Unary):
         return ir.neg(args[0])
@@ -102,6 +104,8 @@ def _elementwise_power(base: Expr, exponent: Expr) -> Expr:
 
 def _call(node: Call, args: list[Expr]) -> Expr:
     fn = node.fn
+    if fn == "eye":
+        return ir.delta(node.shape[0])
     if fn in ("vector", "matrix"):
         return ir.broadcast(num(node.args[0].value), node.shape)
     (x,) = args

@@ -31,6 +31,8 @@ FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp
              "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix")
 CONSTANTS = ("pi", "eye")
 FILLED = ("vector", "matrix")  # vector(c) / matrix(c): filled with the literal c, size from context
+# eye(n), vector(c, n), matrix(c, m, n): the size stated, for where nothing around implies it
+SIZE_COUNT = {"eye": 1, "vector": 1, "matrix": 2}
 
 
 # --- the tree -----------------------------------------------------------------------------------
@@ -56,6 +58,7 @@ class Name(Node):
 class Call(Node):
     fn: str
     args: list[Node] = field(default_factory=list)
+    sizes: tuple = ()  # stated dimensions (names or ints) of eye / vector / matrix; not children
 
 
 @dataclass(eq=False)
@@ -126,14 +129,24 @@ class _BuildTree(Transformer):
 
     def call(self, fn: Token, args: list[Node] | None) -> Call:
         args = args or []
+        if fn == "eye":
+            if len(args) != 1:
+                raise MatdiffError(f"eye takes one size, not {len(args)}", column=_column(fn),
+                                   hint="write eye(n), or eye alone where the size is implied")
+            return Call(pos=_column(fn), fn="eye", sizes=_sizes(args))
         if fn in CONSTANTS:
-            raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn),
-                               hint="its size comes from the expression around it")
+            raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn))
         if fn not in FUNCTIONS:
             raise MatdiffError(f"unknown function '{fn}'", column=_column(fn),
                                hint="known functions: " + ", ".join(FUNCTIONS))
+        if fn in FILLED and len(args) == 1 + SIZE_COUNT[fn]:
+            return Call(pos=_column(fn), fn=str(fn), args=[_literal_fill_value(fn, args[0])],
+                        sizes=_sizes(args[1:]))
         if len(args) != 1:
-            raise MatdiffError(f"{fn} takes one argument, not {len(args)}", column=_column(fn))
+            sized = (f" (or {fn}(c, {', '.join('mn'[:SIZE_COUNT[fn]])}) with its size)"
+                     if fn in FILLED else "")
+            raise MatdiffError(f"{fn} takes one argument{sized}, not {len(args)}",
+                               column=_column(fn))
         if fn in FILLED:
             args = [_literal_fill_value(fn, args[0])]
         return Call(pos=_column(fn), fn=str(fn), args=args)
@@ -149,6 +162,20 @@ class _BuildTree(Transformer):
 
     def binary(self, left: Node, op: Token, right: Node) -> Binary:
         return Binary(pos=_column(op), op=str(op), left=left, right=right)
+
+
+def _sizes(args: list[Node]) -> tuple:
+    """Dimension names or positive integers, as in eye(n) or matrix(0, 2, k)."""
+    sizes = []
+    for arg in args:
+        if isinstance(arg, Name) and arg.name not in CONSTANTS:
+            sizes.append(arg.name)
+        elif isinstance(arg, Num) and arg.value.denominator == 1 and arg.value > 0:
+            sizes.append(int(arg.value))
+        else:
+            raise MatdiffError("a size is a dimension name or a positive whole number",
+                               column=arg.pos, hint="as in eye(n) or vector(1, 3)")
+    return tuple(sizes)
 
 
 def _literal_fill_value(fn: str, arg: Node) -> Num:
@@ -295,7 +322,8 @@ def _text_and_level(node: Node) -> tuple[str, int]:
     if isinstance(node, Name):
         return node.name, _ATOM
     if isinstance(node, Call):
-        return f"{node.fn}({', '.join(to_text(arg) for arg in node.args)})", _ATOM
+        parts = [to_text(arg) for arg in node.args] + [str(size) for size in node.sizes]
+        return f"{node.fn}({', '.join(parts)})", _ATOM
     if isinstance(node, Unary):
         return "-" + _operand(node.arg, _UNARY), _UNARY
     if isinstance(node, Transpose):

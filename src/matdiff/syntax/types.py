@@ -24,6 +24,7 @@ from .parse import (
     Num,
     Transpose,
     Unary,
+    parse_text,
     post_order,
     to_text,
 )
@@ -33,6 +34,7 @@ _IMPLIED = {"posdef": {"symmetric", "invertible"}, "diagonal": {"symmetric"}}
 _NEEDS_SQUARE = {"symmetric", "posdef", "diagonal", "invertible"}
 _RANK_OF = {"scalar": 0, "vector": 1, "matrix": 2}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+TANGENT_PROPERTIES = frozenset({"symmetric", "diagonal"})  # what a direction dV shares with V
 FRESH_DIM_NAMES = ("n", "m", "p", "q", "r", "s", "t", "u", "v", "w")
 
 
@@ -225,17 +227,15 @@ def _make_decl(name: str, shape: tuple, props: dict[str, int | None], column: in
     return Decl(name, shape, frozenset(closed))
 
 
-def format_declarations(variables: dict[str, Decl]) -> str:
-    """The declarations as text that :func:`parse_declarations` reads back, names of one type
-    together: ``"x, mu: vector(k); Sigma: symmetric posdef matrix(k,k); k: scalar"``."""
-    by_type: dict[str, list[str]] = {}
-    for decl in variables.values():
-        words = [prop for prop in PROPERTIES if prop in decl.props]
-        shape = {0: "scalar", 1: "vector", 2: "matrix"}[len(decl.shape)]
-        if decl.shape and None not in decl.shape:
-            shape += "(" + ",".join(str(dim) for dim in decl.shape) + ")"
-        by_type.setdefault(" ".join([*words, shape]), []).append(decl.name)
-    return "; ".join(f"{', '.join(names)}: {kind}" for kind, names in by_type.items())
+def declaration_text(decls) -> str:
+    """Declarations as text that :func:`parse_declarations` reads back."""
+    entries = []
+    for decl in decls:
+        kind = ("scalar", "vector", "matrix")[len(decl.shape)]
+        dims = f"({','.join(map(str, decl.shape))})" if decl.shape else ""
+        props = [p for p in PROPERTIES if p in decl.props]
+        entries.append(f"{decl.name}: {' '.join(props + [kind + dims])}")
+    return "; ".join(entries)
 
 
 # --- dimensions ----------------------------------------------------------------------------------
@@ -328,7 +328,8 @@ def infer(root: Node, decls: dict[str, Decl], source: str | None = None,
 
 
 class _Inference:
-    def __init__(self, decls: dict[str, Decl], source: str | None, broadcast: bool) -> None:
+    def __init__(self, decls: dict[str, Decl], source: str | None,
+                 broadcast: bool = True) -> None:
         self.decls = decls
         self.source = source
         self.broadcast = broadcast
@@ -338,16 +339,33 @@ class _Inference:
 
     def run(self, root: Node) -> dict[str, Decl]:
         nodes = post_order(root)
+        self.used = {node.name: node for node in nodes if isinstance(node, Name)}
+        # a dimension's name used as a scalar is its size: (2*pi)^(-k/2) with S: matrix(k,k)
+        self.dimension_names = {d for decl in self.decls.values() for d in decl.shape
+                                if isinstance(d, str)}
+        self.dimension_names |= {d for node in nodes if isinstance(node, Call)
+                                 for d in node.sizes if isinstance(d, str)}
+        self.tangent_of: dict[str, str] = {}  # direction dV -> its variable V
         for node in nodes:
             self.types[node] = self._type_of(node)
-        names = self._dim_names(nodes)
+        self.names = self._dim_names(nodes)
         for node in nodes:
             node_type = self.types[node]
-            node.shape = tuple(names[self.dims.find(dim)] for dim in node_type.dims)
+            node.shape = tuple(self.names[self.dims.find(dim)] for dim in node_type.dims)
             node.row = node_type.row
-        return {name: Decl(name, tuple(names[self.dims.find(dim)] for dim in var_type.dims),
-                           self.decls[name].props if name in self.decls else frozenset())
+        return {name: Decl(name, tuple(self.names[self.dims.find(dim)] for dim in var_type.dims),
+                           self._props(name))
                 for name, var_type in self.variables.items()}
+
+    def _props(self, name: str) -> frozenset[str]:
+        if name in self.decls:
+            return self.decls[name].props
+        base = self.tangent_of.get(name)
+        if base in self.decls:
+            # a direction lies in the variable's space (a symmetric S has a symmetric dS),
+            # but is not posdef or invertible because S is
+            return self.decls[base].props & TANGENT_PROPERTIES
+        return frozenset()
 
     def _type_of(self, node: Node) -> _Type:
         if isinstance(node, Num):
@@ -374,15 +392,34 @@ class _Inference:
         if node.name == "eye":
             size = self.dims.fresh()
             return _Type((size, size))
-        if node.name not in self.variables:
-            self.variables[node.name] = self._new_variable(node)
+        if node.name in self.variables:
+            return self.variables[node.name]
+        if node.name not in self.decls and node.name in self.dimension_names:
+            return _SCALAR_TYPE
+        candidates = (set(self.decls) | set(self.used)) - set(CONSTANTS) - (
+            self.dimension_names - set(self.decls))
+        base = direction_base(node.name, candidates)
+        if base is not None and node.name not in self.decls:
+            # dV has V's type; V is typed first, so that both share its dimensions
+            self.tangent_of[node.name] = base
+            if base in self.used:
+                if base not in self.variables:
+                    self.variables[base] = self._new_variable(self.used[base])
+                self.variables[node.name] = self.variables[base]
+            else:
+                decl = self.decls[base]
+                self.variables[node.name] = self._new_variable(
+                    node, Decl(node.name, decl.shape, decl.props))
+            return self.variables[node.name]
+        self.variables[node.name] = self._new_variable(node)
         return self.variables[node.name]
 
-    def _new_variable(self, node: Name) -> _Type:
+    def _new_variable(self, node: Name, decl: Decl | None = None) -> _Type:
         name = node.name
-        decl = self.decls.get(name)
+        decl = decl or self.decls.get(name)
         if decl is None:
-            first = name[0]
+            # dV, of a V that is nowhere, has the type V's name gives (dX a matrix)
+            first = name[1] if len(name) > 1 and name[0] == "d" and name[1].isalpha() else name[0]
             rank = 0 if "a" <= first <= "g" else 2 if first.isupper() else 1
             return _Type(tuple(self.dims.fresh() for _ in range(rank)))
         dims = tuple(self.dims.fresh(dim) for dim in decl.shape)
@@ -506,9 +543,20 @@ class _Inference:
             return arg
         return _FUNCTION_RULES[meaning](self, node, arg)
 
-    def _filled(self, node: Call, arg: _Type) -> _Type:
+    def _filled(self, node: Call, arg: _Type | None = None) -> _Type:
+        if node.fn == "eye":
+            size = self._size(node, node.sizes[0])
+            return _Type((size, size))
+        if node.sizes:
+            return _Type(tuple(self._size(node, d) for d in node.sizes))
         rank = 1 if node.fn == "vector" else 2
         return _Type(tuple(self.dims.fresh() for _ in range(rank)))
+
+    def _size(self, node: Call, d: str | int) -> int:
+        if d in self.decls and self.decls[d].shape:
+            raise self._error(node, f"{d} is a variable, not a dimension",
+                              "sizes are dimension names, as in eye(n), or whole numbers")
+        return self.dims.fresh(d)
 
     # -- messages --
 
@@ -551,6 +599,18 @@ class _Inference:
         for decl in self.decls.values():
             taken.update(decl.shape)
         return taken
+
+
+def direction_base(name: str, variables: set[str]) -> str | None:
+    """V for a direction named dV (or dV_2, a second direction in V's space), where V is one of
+    ``variables``; else None."""
+    if len(name) < 2 or name[0] != "d":
+        return None
+    rest = name[1:]
+    if rest in variables:
+        return rest
+    head, _, k = rest.rpartition("_")
+    return head if k.isdigit() and head in variables else None
 
 
 def _as_matrix(node_type: _Type) -> tuple[int, int]:
@@ -605,7 +665,54 @@ _FUNCTION_RULES = {
     "logdet": _Inference._square_to_scalar, "tr": _Inference._square_to_scalar,
     "sum": _Inference._to_scalar, "norm1": _Inference._to_scalar,
     "norm2": _Inference._to_scalar, "diag": _Inference._diag,
-    "vector": _Inference._filled, "matrix": _Inference._filled,
+    "vector": _Inference._filled, "matrix": _Inference._filled, "eye": _Inference._filled,
     **{fn: _Inference._same for fn in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs",
                                        "sign", "relu")},
 }
+
+
+# --- sizes that only the context gave ------------------------------------------------------------
+
+def with_stated_sizes(text: str, decls: dict[str, Decl], shape: tuple) -> str:
+    """``text`` (an expression of the given ``shape``) with the size written into each ``eye``,
+    ``vector(c)`` and ``matrix(c)`` that the text itself leaves open (``2*a*eye`` becomes
+    ``2*a*eye(n)``), so that it reads back without knowing the shape it should have."""
+    root = parse_text(text)
+    inference = _Inference(decls, text)
+    inference.run(root)
+    open_constants = [node for node in post_order(root) if _is_unsized_constant(node)
+                      and any(inference.dims.value(d) is None
+                              for d in inference.types[node].dims)]
+    if not open_constants:
+        return text
+    fixed = [inference.dims.fresh(d) for d in shape]
+    if not inference.dims.unify(*zip(inference.types[root].dims, fixed, strict=True)):
+        raise ValueError(f"with_stated_sizes(): {text!r} is not of shape {shape}")
+    edits = []
+    for node in open_constants:
+        sizes = [inference.dims.value(d) for d in inference.types[node].dims]
+        if any(size is None for size in sizes):
+            continue  # nothing outside fixes it either (the printer never writes such text)
+        start = node.pos - 1
+        if isinstance(node, Name):  # eye
+            edits.append((start + len("eye"), f"({sizes[0]})"))
+        else:
+            edits.append((_closing_paren(text, start + len(node.fn)), ", " + ", ".join(
+                map(str, sizes))))
+    for at, insert in sorted(edits, reverse=True):
+        text = text[:at] + insert + text[at:]
+    return text
+
+
+def _is_unsized_constant(node: Node) -> bool:
+    return (isinstance(node, Name) and node.name == "eye") or (
+        isinstance(node, Call) and node.fn in ("vector", "matrix") and not node.sizes)
+
+
+def _closing_paren(text: str, opening: int) -> int:
+    depth = 0
+    for at in range(opening, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[at], 0)
+        if depth == 0:
+            return at
+    raise ValueError("unbalanced parentheses")
