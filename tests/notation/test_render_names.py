@@ -37,3 +37,10 @@ def test_greek_gaussian_latex_output_reads_back(wrt: str) -> None:
     assert "Σ" in r.unicode and "μ" in r.unicode
     # what matdiff prints in LaTeX is input it reads back: the same derivative
     assert matdiff.parse(r.latex, declare) is matdiff.parse(r.text, declare)
+
+
+def test_a_greek_direction_is_a_differential() -> None:
+    r = matdiff.derive(r"\log\det\Sigma - \operatorname{tr}(S\Sigma)", r"\Sigma")
+    assert r.differential.text == "tr(dSigma*inv(Sigma)) - tr(S*dSigma)"
+    assert r"\mathrm{d}\Sigma" in r.differential.latex
+    assert r.differential.unicode == "tr(dΣ Σ⁻¹) − tr(S dΣ)"

@@ -378,3 +378,12 @@ def test_cli_reports_latex_errors_with_a_caret(capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2 and r"\sum with an index" in err and "Traceback" not in err
     assert err.splitlines()[-1].strip() == "^"
+
+
+def test_evaluate_reads_latex() -> None:
+    rng = np.random.default_rng(2)
+    x, a = rng.standard_normal(3), rng.standard_normal((3, 3))
+    got = matdiff.evaluate(r"\mathbf{x}^\top A \mathbf{x} + \|\mathbf{x}\|^2", x=x, A=a)
+    assert np.isclose(got, x @ a @ x + x @ x)
+    forced = matdiff.evaluate("x' A x", syntax="latex", x=x, A=a)
+    assert np.isclose(forced, x @ a @ x)

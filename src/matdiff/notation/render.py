@@ -49,7 +49,7 @@ UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
 _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isalpha()} | {
     "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
     "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}"}
-_DIRECTION = re.compile(r"d([A-Za-z])(?:_(\d+))?")
+_DIRECTION = re.compile(r"d([A-Za-z]|" + "|".join(LETTER_OF) + r")(?:_(\d+))?")  # dX, dSigma
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
@@ -136,6 +136,9 @@ class _Printer:
         if direction and self.s is LATEX:  # dX, dX_2: the differential of X
             base, k = direction.groups()
             return rf"\mathrm{{d}}{_latex_name(base)}" + (f"_{{{k}}}" if k else ""), ATOM
+        if direction:
+            base, k = direction.groups()
+            return "d" + _unicode_name(base + (f"_{k}" if k else "")), ATOM
         return (_latex_name(node.name) if self.s is LATEX else _unicode_name(node.name)), ATOM
 
     def p_Call(self, node: Call) -> tuple[str, int]:
