@@ -84,7 +84,8 @@ def _kinds_of_free_names(root: Node, known: dict[str, Decl], free: list[str],
                             for name, p in zip(free, possible, strict=True) if len(p) > 1)
         raise MatdiffError(f"cannot tell what {', '.join(unclear)} "
                            f"{'is' if len(unclear) == 1 else 'are'} ({options})",
-                           hint="declare it, for example declare=\"" + "; ".join(
+                           hint=f"declare {'it' if len(unclear) == 1 else 'them'}, for example "
+                           "declare=\"" + "; ".join(
                                f"{name}: {_KIND_WORDS[example[name]]}" for name in unclear)
                            + '"', column=first.pos)
     return _reading(free, chosen)
