@@ -155,3 +155,21 @@ def test_differential_line_direction_mixed_and_higher_orders(capsys):
     assert code == 0 and ": ok" in out and "d2(x'*S*x) = 2*x'*dS*dx" in out
     code, out, _ = run(capsys, "check", "sum(exp(x))", "--wrt", "x", "--order", "3")
     assert code == 0 and ": ok" in out
+
+
+def test_emit_prints_a_function_that_runs(capsys, tmp_path):
+    code, out, _ = run(capsys, "derive", "norm2(T - U*V')^2", "--wrt", "U", "--emit", "numpy")
+    assert code == 0
+    namespace: dict = {}
+    exec(out, namespace)
+    import numpy as np
+    rng = np.random.default_rng(0)
+    t, u, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    assert np.allclose(namespace["df_dU"](T=t, U=u, V=v), -2 * (t - u @ v.T) @ v, rtol=1e-12)
+    assert namespace["check_gradient"]() < 1e-6
+
+
+def test_emit_of_an_unknown_backend_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "derive", "x'*x", "--wrt", "x", "--emit", "fortran")
+    assert exit_.value.code == 2

@@ -6,8 +6,10 @@
     "(A + A')*x"
 """
 
-from .api import Form, Result, derive, evaluate, parse
+from .api import Form, Result, compile, derive, evaluate, parse
+from .budget import LimitError, Limits, limits
 from .errors import MatdiffError
 
-__all__ = ["derive", "parse", "evaluate", "Result", "Form", "MatdiffError"]
+__all__ = ["derive", "parse", "evaluate", "compile", "Result", "Form", "MatdiffError",
+           "LimitError", "Limits", "limits"]
 __version__ = "0.1.0"

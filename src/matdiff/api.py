@@ -9,9 +9,11 @@ from functools import cached_property
 
 import numpy as np
 
+from . import budget
+from .budget import Limits
 from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
-from .core.ir import PRIMITIVES, Dim, Expr
+from .core.ir import PRIMITIVES, Dim, Expr, shape_text
 from .core.simplify import simplify
 from .errors import MatdiffError
 from .notation.differential import applied_note
@@ -20,7 +22,7 @@ from .notation.factor import abbreviate
 from .notation.raising import raise_expr, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm, Sym
-from .numeric.check import verify, verify_directional
+from .numeric.check import Verdict, verify, verify_directional
 from .numeric.codegen import compile_numpy
 from .syntax.latex import variable_name
 from .syntax.lower import lower
@@ -29,7 +31,6 @@ from .syntax.types import Decl, declaration_text, parse_declarations, with_state
 
 CONVENTIONS = ("sym", "full", "cookbook")
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
-MAX_IR_NODES = 50_000
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
 RESERVED = frozenset(FUNCTIONS + CONSTANTS)
 
@@ -75,7 +76,7 @@ class Form:
         return self.in_style("unicode")
 
     def in_style(self, style: str) -> str:
-        text = render(self.notation, STYLES[style])
+        text = render(self.notation, _style(style))
         if style != "text" or isinstance(self.notation, IndexForm):
             return text
         return with_stated_sizes(text, self.variables, self.expr.shape)
@@ -104,11 +105,13 @@ class Result:
     differential_expr: Expr | None = field(default=None, repr=False)
     directions: dict[str, Decl] = field(default_factory=dict)  # dX, dS... (or the direction)
     notes: tuple[str, ...] = ()     # what the derivative assumes (sign's derivative is 0...)
+    declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
+    limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
 
     @property
-    def declared(self) -> str:
+    def declarations(self) -> str:
         """Every variable's type, as assumed or declared, in the ``declare`` syntax (so it can be
-        edited and passed back): ``"x, mu: vector(n); Sigma: matrix(n,n); k: scalar"``."""
+        edited and passed back): ``"x: vector(n); Sigma: matrix(n,n); k: scalar"``."""
         return declaration_text(self.variables.values())
 
     @property
@@ -118,7 +121,8 @@ class Result:
 
     @cached_property
     def notation(self):
-        return raise_expr(self.derivative, self.reading_order)
+        with budget.request(self.limits):
+            return raise_expr(self.derivative, self.reading_order)
 
     @cached_property
     def differential(self) -> Form:
@@ -175,9 +179,10 @@ class Result:
         appears as a factor (``1/2*f*(...)``); None where it does not."""
         if self.function.ndim or self.is_index_notation or self.shown_as_differential:
             return None
-        whole = raise_expr(self.function, self.reading_order)
-        short = abbreviate(self.notation, whole, symbol)
-        return None if short is None else render(short, STYLES[style])
+        with budget.request(self.limits):
+            whole = raise_expr(self.function, self.reading_order)
+            short = abbreviate(self.notation, whole, symbol)
+            return None if short is None else render(short, _style(style))
 
     def differential_abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
         """The differential with the (scalar) expression written as ``symbol`` where it is a
@@ -204,9 +209,11 @@ class Result:
     def in_style(self, style: str) -> str:
         """The derivative in "text", "latex" or "unicode" (its differential where it has
         three or more axes)."""
-        if self.shown_as_differential:
-            return self.differential.in_style(style)
-        return Form(self.derivative, self._all_variables, self.reading_order).in_style(style)
+        with budget.request(self.limits):
+            if self.shown_as_differential:
+                return self.differential.in_style(style)
+            return Form(self.derivative, self._all_variables,
+                        self.reading_order).in_style(style)
 
     @property
     def is_index_notation(self) -> bool:
@@ -231,21 +238,80 @@ class Result:
     def numpy(self) -> Callable[..., np.ndarray]:
         """callable(**arrays) -> the derivative's value (vectors are 1-D arrays). Its shape is
         shape(F) followed by the shape of each wrt in turn (shape(x) + shape(S) for
-        wrt=("x", "S")); a directional derivative has shape(F) (order 1) or shape(X)."""
-        return compile_numpy(self.derivative, self._shapes)
+        wrt=("x", "S")); a directional derivative has shape(F) (order 1) or shape(X).
 
-    def check(self, trials: int = 3, seed: int = 0) -> float:
-        """Max relative error against central finite differences at random valid points (of
-        the derivative one order lower, for higher orders)."""
-        lower = self.function if self.order == 1 else self._first
-        f = compile_numpy(lower, self._shapes)
+        Values are checked against the declarations: a wrong shape, a missing or unknown
+        name, a non-finite or non-numeric value, or an array that breaks a declared property
+        (a non-symmetric array for a symmetric variable, say) is a MatdiffError; arrays are
+        never silently symmetrised."""
         props = {name: d.props for name, d in self._all_variables.items()}
-        wrt = self.wrts[-1]
-        if self.direction is not None:
-            return verify_directional(f, self.numpy(), self._shapes, props, wrt,
-                                      self.direction, trials, seed)
-        mode = self.convention if self.variables[wrt].props & STRUCTURE else None
-        return verify(f, self.numpy(), self._shapes, props, wrt, mode or "full", trials, seed)
+        with budget.request(self.limits):
+            return compile_numpy(self.derivative, self._shapes, props, self.declared,
+                                 self.limits)
+
+    def compile(self, backend: str = "numpy"):
+        """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
+        "torch" (planned and cached per binding of the sizes)."""
+        from .numeric.compile import Compiled
+        return Compiled([self.derivative], self._shapes, backend, self._name,
+                        lambda: self._doc)
+
+    def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
+        """Self-contained Python source of :meth:`compile`'s function (contraction order
+        planned for ``sizes``), with the function itself and a ``check_gradient`` helper where
+        the derivative is a gradient."""
+        from .numeric.compile import Compiled
+        from .numeric.emit import gradient_check_source, module_source
+        compiled = self.compile(backend)
+        sizes = compiled.bound_sizes(sizes)
+        functions, check = [compiled.function(sizes)], ""
+        if self.order == 1 and not self.function.ndim and self.convention != "cookbook" \
+                and self.direction is None:
+            value = Compiled([self.function], self._shapes, backend, "f",
+                             lambda: f"f = {self.function_text}")
+            functions.append(value.function(sizes))
+            props = {n: d.props for n, d in self._all_variables.items()}
+            check = gradient_check_source("f", self._name, self.wrt, self._shapes, props,
+                                          self.convention, backend)
+        return module_source(functions, backend, check)
+
+    @property
+    def _name(self) -> str:
+        f = "f" if not self.function.ndim else "F"
+        name = f"d{self.order if self.order > 1 else ''}{f}_" + "_".join(
+            f"d{w}" for w in (self.wrts or (self.wrt,)))
+        return name + (f"_{self.direction}" if self.direction else "")
+
+    @property
+    def _doc(self) -> str:
+        label = self._name.replace("_", "/", 1)
+        lines = [f"{label} of f = {self.function_text}", "",
+                 f"{label} = {self.abbreviated('f') or self.text}",
+                 f"shape {shape_text(self.shape)} (shape(F) + shape(X))"]
+        if self.convention_note:
+            lines.append(self.convention_note)
+        return "\n".join(lines)
+
+    def check(self, trials: int = 3, seed: int = 0) -> Verdict:
+        """Max relative error against central finite differences at random valid points (of
+        the derivative one order lower, for higher orders): a float that also says
+        ``.verdict``, "ok", "mismatch" or "inconclusive" (judged by the differences' own error
+        estimate), and ``.resolution``."""
+        if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 100:
+            raise MatdiffError(f"trials must be a whole number from 1 to 100, not {trials!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise MatdiffError(f"seed must be a whole number >= 0, not {seed!r}")
+        with budget.request(self.limits):
+            lower = self.function if self.order == 1 else self._first
+            f = compile_numpy(lower, self._shapes, limits=self.limits)
+            df = compile_numpy(self.derivative, self._shapes, limits=self.limits)
+            props = {name: d.props for name, d in self._all_variables.items()}
+            wrt = self.wrts[-1]
+            if self.direction is not None:
+                return verify_directional(f, df, self._shapes, props, wrt, self.direction,
+                                          trials, seed)
+            mode = self.convention if self.variables[wrt].props & STRUCTURE else None
+            return verify(f, df, self._shapes, props, wrt, mode or "full", trials, seed)
 
     @property
     def _all_variables(self) -> dict[str, Decl]:
@@ -256,11 +322,32 @@ class Result:
         return {name: d.shape for name, d in self._all_variables.items()}
 
 
-def parse(text: str, declare: str | dict | None = None, *, syntax: str = "auto") -> Expr:
+def _style(style: object):
+    if not isinstance(style, str) or style not in STYLES:
+        raise MatdiffError(f"unknown style {style!r}", hint="use one of " + ", ".join(STYLES))
+    return STYLES[style]
+
+
+def _typed(text: object, declare: object, syntax: str = "auto") -> tuple:
+    """The parsed tree, the variables it uses and the declarations (Python types checked:
+    every bad argument is a MatdiffError)."""
+    if not isinstance(text, str):
+        raise MatdiffError(f"the expression must be text (str), not {type(text).__name__}")
+    if declare is not None and not isinstance(declare, (str, dict)):
+        raise MatdiffError(f"declare must be text or a dict, not {type(declare).__name__}")
+    decls = parse_declarations(declare)
+    root, variables = parse_typed(text, decls, syntax)
+    return root, variables, decls
+
+
+def parse(text: str, declare: str | dict | None = None, *,
+          limits: Limits | dict | None = None, syntax: str = "auto") -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
-    same node). ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash or braces)."""
-    root, variables = parse_typed(text, declare, syntax)
-    return simplify(lower(root, variables))
+    same node). ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash, braces or
+    bars)."""
+    with budget.request(limits):
+        root, variables, _ = _typed(text, declare, syntax)
+        return simplify(lower(root, variables))
 
 
 def evaluate(text: str, declare: str | dict | None = None, *, syntax: str = "auto",
@@ -269,17 +356,21 @@ def evaluate(text: str, declare: str | dict | None = None, *, syntax: str = "aut
     with its directions dX...), at ``values`` (vectors as 1-D arrays). Dimension sizes come
     from every value passed, declared variables the text does not use included. ``syntax``:
     "text", "latex" or "auto" (LaTeX if it has a backslash, braces or bars)."""
-    root, variables = parse_typed(text, declare, syntax)
-    shapes = {name: d.shape for name, d in variables.items()}
-    for name, decl in parse_declarations(declare).items():
-        if name not in shapes and name in values and None not in decl.shape:
-            shapes[name] = decl.shape  # binds the dimensions its value shows
-    return compile_numpy(lower(root, variables), shapes)(**values)
+    with budget.request():
+        root, variables, decls = _typed(text, declare, syntax)
+        shapes = {name: d.shape for name, d in variables.items()}
+        for name, decl in decls.items():
+            if name not in shapes and name in values and None not in decl.shape:
+                shapes[name] = decl.shape  # binds the dimensions its value shows
+        props = {name: d.props for name, d in variables.items()}
+        # other names are ignored here: a derived text may drop variables its values still
+        # carry (Result.numpy() refuses names the expression and declarations lack)
+        return compile_numpy(lower(root, variables), shapes, props)(**values)
 
 
 def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None = None,
            order: int = 1, symmetric: str = "sym", direction: str | None = None,
-           syntax: str = "auto") -> Result:
+           limits: Limits | dict | None = None, syntax: str = "auto") -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar,
@@ -288,23 +379,30 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     names a direction V in wrt's space (a variable of its shape, or a new name): the result is
     then the derivative applied to V, dF[V] for order 1, the Hessian applied to V (of wrt's
     shape) for order 2. For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym"
-    (default), "full" or "cookbook". ``syntax``: "text", "latex" or "auto" (LaTeX if it has a
-    backslash, braces or bars); ``wrt`` may be spelled as in the input (``Sigma``, ``Σ``,
-    ``\\Sigma``).
+    (default), "full" or "cookbook". ``limits`` overrides :class:`matdiff.Limits` for this
+    call and its result. ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash,
+    braces or bars); ``wrt`` may be spelled as in the input (``Sigma``, ``Σ``, ``\\Sigma``).
     """
+    with budget.request(limits):
+        return _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax)
+
+
+def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> Result:
     # spelled as in the input: Σ, \Sigma, \boldsymbol\mu
     wrt = tuple(map(variable_name, wrt)) if isinstance(wrt, (tuple, list)) else variable_name(wrt)
     wrts = _wrts(wrt, order, direction)
     order = len(wrts)
-    if symmetric not in CONVENTIONS:
+    budget.check("power", order, f"a derivative of order {order}")
+    if not isinstance(symmetric, str) or symmetric not in CONVENTIONS:
         raise MatdiffError(f"unknown symmetric convention {symmetric!r}",
                            hint="use one of " + ", ".join(CONVENTIONS))
-    root, variables = parse_typed(expr, declare, syntax)
+    root, variables, decls = _typed(expr, declare, syntax)
     for w in wrts:
         if w not in variables:
-            used = ", ".join(variables) or "no variables"
+            shown = ", ".join(list(variables)[:10]) or "no variables"
+            more = f" and {len(variables) - 10} more" if len(variables) > 10 else ""
             raise MatdiffError(f"cannot differentiate with respect to {w!r}: the expression "
-                               f"uses {used}", hint="pass one of them as wrt")
+                               f"uses {shown}{more}", hint="pass one of them as wrt")
     # the expression as written, with wrt's entries independent: what "full" means and what
     # finite differences along single entries see
     plain = {w: Decl(w, variables[w].shape, variables[w].props - STRUCTURE) for w in wrts}
@@ -371,7 +469,7 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
             if v_.data[0] not in variables}
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
                   result, f, variables, first, wrts, direction, differential, dirs,
-                  _notes(differentiated))
+                  _notes(differentiated), frozenset(decls), limits)
 
 
 def _wrts(wrt: str | tuple[str, ...], order: object, direction: str | None) -> tuple[str, ...]:
@@ -435,9 +533,7 @@ def _differentiate(f: Expr, x: Expr, source: str, direction: Expr | None = None)
 
 
 def _check_size(e: Expr) -> None:
-    if ir.size(e) > MAX_IR_NODES:
-        raise MatdiffError(f"the derivative has more than {MAX_IR_NODES} distinct parts, too "
-                           "large to simplify and print", hint="split the expression")
+    budget.check("ir_nodes", ir.size(e), "the derivative's number of distinct parts")
 
 
 def _convention(d: Expr, convention: str, start: int) -> Expr:
@@ -455,3 +551,36 @@ def _convention(d: Expr, convention: str, start: int) -> Expr:
         elif convention == "diagonal":
             d = diagonal
     return simplify(d)
+
+
+def compile(expr: str, wrt: str | tuple[str, ...] | list, *, declare: str | dict | None = None,
+            value: bool = False, order: int = 1, direction: str | None = None,
+            symmetric: str = "sym", backend: str = "numpy"):
+    """One fast function returning several derivatives of ``expr`` at once (and, with
+    ``value``, the expression itself first), everything they share computed once.
+
+    ``wrt`` is a variable or a list of them (each as :func:`derive` takes it); ``order`` 2
+    gives Hessians, and with ``direction="V"`` Hessian-vector products (V an input of the
+    variable's shape; the full Hessian is never formed). Returns ``callable(**arrays)`` giving a
+    tuple in the order [value,] *wrt (a single array for one wrt and no value).
+    """
+    from .numeric.compile import Compiled
+    names = list(wrt) if isinstance(wrt, list) else [wrt]
+    if not names:
+        raise MatdiffError("compile() needs at least one variable to differentiate by",
+                           hint="pass wrt='x' or wrt=['x', 'S']")
+    results = [derive(expr, w, declare=declare, order=order, direction=direction,
+                      symmetric=symmetric) for w in names]
+    shapes: dict = {}
+    for r in results:
+        shapes.update(r._shapes)
+    roots, labels = [], []
+    if value:
+        roots.append(parse(expr, declare))
+        labels.append(lambda: f"f = {results[0].function_text}")
+    for r in results:
+        roots.append(r.derivative)
+        labels.append(lambda r=r: f"{r._name.replace('_', '/', 1)}: {r.text}")
+    name = "f_and_derivatives" if value else "derivatives"
+    return Compiled(roots, shapes, backend, name, lambda: "\n".join(f() for f in labels))
+

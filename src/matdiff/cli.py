@@ -11,21 +11,28 @@ import traceback
 
 from .api import CONVENTIONS, Result, derive
 from .core.ir import shape_text
-from .errors import MatdiffError
+from .errors import MatdiffError, printable, shorten
 
 GAUSSIAN = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-1/2*(x - m)'*inv(S)*(x - m))"
 GAUSSIAN_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
 EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 70
+EXIT_INTERNAL = 3
 
 LAYOUT = ("layout: shape(dF/dX) = shape(F) + shape(X); vectors are columns, x' is a row")
 
 
 def main(argv: list[str] | None = None) -> int:
+    _tolerate_any_encoding()
+    argv = _expressions_protected(sys.argv[1:] if argv is None else list(argv))
     args = _parser().parse_args(argv)
+    if getattr(args, "expr", None) is not None:
+        args.expr = args.expr.removeprefix(_PROTECT)
     try:
         if args.command is None:
             return _example()
+        if args.command == "em":
+            from .em.demo import run  # the estimator stack loads only for this command
+            return run(args.out, args.seed)
         return _derive(args)
     except MatdiffError as err:
         print(f"matdiff: error: {err}", file=sys.stderr)
@@ -39,9 +46,50 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug: say so in one line, keep the traceback for debugging
         if os.environ.get("MATDIFF_DEBUG"):
             traceback.print_exc()
-        print(f"matdiff: internal error ({type(err).__name__}: {err}); please report it with "
-              "the command line (MATDIFF_DEBUG=1 shows the traceback)", file=sys.stderr)
+        shown = shorten(printable(" ".join(argv)), 300)
+        print(f"matdiff: internal error, please report: {type(err).__name__}: "
+              f"{shorten(printable(str(err)), 200)}; input: {shown} (MATDIFF_DEBUG=1 shows the "
+              "traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+_PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored by the
+#                 grammar, removed again after parsing) keeps it an argument
+_VALUED = {"--wrt", "--declare", "--order", "--symmetric", "--format", "--direction", "--emit"}
+_FLAGS = {"--check", "--latex", "-h", "--help"}
+
+
+def _expressions_protected(argv: list[str]) -> list[str]:
+    """An expression may start with a minus: protect every argument of a command that begins
+    with '-' but is no option of it (nor an option's value)."""
+    if not argv or argv[0] not in ("derive", "check"):
+        return argv
+    out, expect_value = argv[:1], False
+    for arg in argv[1:]:
+        if expect_value:
+            expect_value = False
+        elif arg in _VALUED:
+            expect_value = True
+        elif arg.startswith("-") and arg not in _FLAGS and arg.split("=")[0] not in _VALUED \
+                and arg != "--":
+            arg = _PROTECT + arg
+        out.append(arg)
+    return out
+
+
+def _tolerate_any_encoding() -> None:
+    """Print on terminals of any encoding: what the encoding lacks is escaped, not fatal."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and not _can_encode(stream, "×⊙ᵀ"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _can_encode(stream, text: str) -> bool:
+    try:
+        text.encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +120,19 @@ def _parser() -> argparse.ArgumentParser:
                          help="read EXPR as LaTeX (detected anyway from a backslash or braces)")
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
+        sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
+                         help="print a self-contained Python function computing the "
+                              "derivative (with a check_gradient helper for gradients)")
+    em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
+                             description="Gaussian mixtures fitted by EM")
+    em_commands = em.add_subparsers(dest="em_command", required=True)
+    demo = em_commands.add_parser("demo", help="derive the M-step, fit a 2-D mixture, plot it",
+                                  description="derive and print the M-step updates, fit a 2-D "
+                                              "mixture with a progress bar, save a plot")
+    demo.add_argument("--out", default="em-demo.png",
+                      help="where to save the plot (needs matplotlib; default em-demo.png)")
+    demo.add_argument("--no-plot", dest="out", action="store_const", const=None)
+    demo.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -81,11 +142,14 @@ def _derive(args: argparse.Namespace) -> int:
                symmetric=args.symmetric, direction=args.direction,
                syntax="latex" if args.latex else "auto")
     error = r.check() if args.check else None
+    if args.emit:
+        print(r.source(args.emit))
+        return 0 if error is None or error < 1e-6 else 1
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
     else:
         print(_report(r, args.format, error))
-    return 0 if error is None or error < 1e-6 else 1
+    return 1 if error is not None and error.verdict == "mismatch" else 0
 
 
 def _example() -> int:
@@ -133,17 +197,23 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
         if show_function and r.direction is None:
             differential = r.differential_abbreviated("f", fmt) or r.differential.in_style(fmt)
             lines.append(f"  differential: {_differential_label(r, fmt)} = {differential}")
-    lines.append(f"  shape: {shape_text(r.shape)}   ({LAYOUT})")
+    shape = shape_text(r.shape)
+    if not _can_encode(sys.stdout, shape):
+        shape = shape.replace("×", "x")
+    lines.append(f"  shape: {shape}   ({LAYOUT})")
     if show_function:
-        lines.append(f"  declared: {r.declared}")
+        lines.append(f"  declared: {r.declarations}")
     if r.convention_note:
         lines.append(f"  {r.convention_note}")
     for note in r.notes:
         lines.append(f"  note: {note}")
     if error is not None:
-        verdict = "ok" if error < 1e-6 else "MISMATCH"
+        verdict = {"ok": "ok", "mismatch": "MISMATCH",
+                   "inconclusive": "inconclusive (the differences could not tell at the "
+                                   "points tried)"}[error.verdict]
         lines.append(f"  check: max relative error {error:.1e} against central finite "
-                     f"differences at 3 random points: {verdict}")
+                     f"differences at random points (their own resolution "
+                     f"{error.resolution:.0e}): {verdict}")
     return "\n".join(lines)
 
 
@@ -151,8 +221,9 @@ def _as_json(r: Result, error: float | None) -> dict:
     return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
             "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
             "unicode": r.unicode, "shape": list(r.shape), "convention": r.convention,
-            "convention_note": r.convention_note, "declared": r.declared,
-            "check_max_relative_error": error,
+            "convention_note": r.convention_note, "declared": r.declarations,
+            "check_max_relative_error": None if error is None else float(error),
+            "check_verdict": None if error is None else error.verdict,
             "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,
             "index": r.index if r.shown_as_differential else None, "notes": list(r.notes)}
 

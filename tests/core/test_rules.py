@@ -29,6 +29,7 @@ PRIMITIVE_CASES = {
     "inv": ("x'*inv(X)*y", "X", "X: invertible matrix"),
     "det": ("det(X)", "X", "X: invertible matrix"),
     "logdet": ("logdet(S)", "S", "S: posdef matrix"),
+    "mpow": ("x'*(X^3)'*(a*X + eye)^4*y + tr(X^5*X*X')", "X", None),
 }
 
 
@@ -74,6 +75,7 @@ RULE_CASES = {
     "inv": ["inv(inv(X))", "inv(X')", "inv(2*a*X)", "inv(eye)*X"],
     "det": ["det(inv(X))", "det(X')"],
     "logdet": ["logdet(inv(X))", "logdet(X')"],
+    "mpow": ["(X^2)^3", "(X')^3", "eye^4*X", "X^2*X*X^3", "tr(X*X^2*X')"],
 }
 
 
@@ -157,6 +159,21 @@ def test_long_sums_and_deep_nesting():
         matdiff.derive(f"sum({too_deep})", "x")
     with pytest.raises(matdiff.MatdiffError, match="limit"):
         matdiff.derive(" + ".join(["x'*x"] * 3000), "x")
+
+
+def test_matrix_powers_stay_powers():
+    """A^k is one node, its trace's gradient one term, and a product of equal factors the same
+    power: tr(A*A*A) and tr(A^3) are one expression."""
+    assert matdiff.parse("tr(A*A*A)") is matdiff.parse("tr(A^3)")
+    r = matdiff.derive("tr(A^3000)", "A")
+    assert r.text == "3000*(A^2999)'"
+    small = matdiff.derive("tr(A^7)", "A")
+    assert small.text == "7*(A^6)'" and small.check() < 1e-8
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 3)) / 2
+    value = matdiff.derive("x'*A^40*x", "x").numpy()(A=a, x=np.ones(3))
+    p = np.linalg.matrix_power(a, 40)
+    assert np.allclose(value, (p + p.T) @ np.ones(3), rtol=1e-10, atol=1e-14)
 
 
 def test_fraction_coefficients_stay_exact():

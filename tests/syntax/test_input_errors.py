@@ -66,7 +66,7 @@ SYNTAX = [
     ("1e99999", None, 1, "out of range"),
     ("-" * 250 + "x", None, ANY, "nested more than 200 levels"),
     ("exp(" * 300 + "x" + ")" * 300, None, ANY, "nested more than 200 levels"),
-    ("x" * 100_001, None, NO_COLUMN, "the limit is 100,000"),
+    ("x" * 100_001, None, NO_COLUMN, "the text_length limit is 100,000"),
     (balanced_sum(2**13), None, NO_COLUMN, "more than 10,000 parts"),
 ]
 

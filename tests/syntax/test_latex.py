@@ -91,7 +91,7 @@ def test_seed_derivatives_match_the_text_form(wrt: str, text_wrt: str) -> None:
 
 def test_seed_kinds_come_from_typography_and_usage_without_declarations() -> None:
     r = matdiff.derive(SEED, "Sigma")
-    assert r.declared == "k: scalar; Sigma: matrix(n,n); x: vector(n); mu: vector(n)"
+    assert r.declarations == "k: scalar; Sigma: matrix(n,n); x: vector(n); mu: vector(n)"
     assert r.check() < 1e-8
 
 
@@ -272,7 +272,7 @@ def test_every_assumption_shows_in_the_declared_line(capsys) -> None:
     declared = next(line for line in out.splitlines() if "declared:" in line).split(": ", 1)[1]
     again = matdiff.derive(r"\|\mathbf{y} - X\mathbf{w}\|^2 + \lambda\|\mathbf{w}\|^2", "w",
                            declare=declared)
-    assert again.declared == declared and again.check() < 1e-8
+    assert again.declarations == declared and again.check() < 1e-8
 
 
 def test_identity_unless_declared() -> None:

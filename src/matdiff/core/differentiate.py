@@ -8,6 +8,7 @@ is again an IR expression, so a Hessian is the derivative of a derivative.
 
 from __future__ import annotations
 
+from .. import budget
 from ..errors import MatdiffError
 from .ir import (
     PRIMITIVES,
@@ -34,6 +35,7 @@ def derivative(f: Expr, x: Expr, direction: Expr | None = None) -> Expr:
     name, k = x.data[0], (x.ndim if direction is None else 0)
     tangent: dict[int, Expr | None] = {}
     for node in topological(f):
+        budget.check_time("differentiating")
         if not depends_on(node, name):
             tangent[id(node)] = None
         elif node.op == "var":

@@ -18,27 +18,36 @@ Structural ops:
 
 Primitives (their facts, derivative and numerics stand together in ``PRIMITIVES``):
     pow (elementwise base ^ exponent, the exponent scalar or of the base's shape),
-    exp log sin cos tan tanh abs sign relu (elementwise), inv det logdet (matrix).
+    exp log sin cos tan tanh abs sign relu (elementwise), inv det logdet (matrix),
+    mpow (the matrix power A^k, k a whole number: one node, not k - 1 products).
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
+from .. import budget
+
 Dim = str | int
 Index = int
 
 
 class Expr:
-    """An interned node: ``Expr(op, args, data, shape)`` returns the one node with those fields."""
+    """An interned node: ``Expr(op, args, data, shape)`` returns the one node with those fields.
 
-    __slots__ = ("op", "args", "data", "shape", "cache")
-    _interned: dict[tuple, Expr] = {}
+    The table holds nodes weakly: a node lives as long as something (a result, a parent, a
+    cache) refers to it, and while it lives every construction of its fields returns it, so
+    ``is`` stays equality; a long-running process does not keep every node it ever built.
+    """
+
+    __slots__ = ("op", "args", "data", "shape", "cache", "__weakref__")
+    _interned: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
 
     op: str
     args: tuple[Expr, ...]
@@ -378,7 +387,38 @@ def _logdet(x: np.ndarray) -> np.ndarray:
     return np.where(sign > 0, value, np.nan)
 
 
+def _mpow_shape(x: Expr, k: Expr) -> tuple[Dim, ...]:
+    _square(x)
+    if k.op != "num" or k.data.denominator != 1 or k.data < 0:
+        raise ValueError("mpow(): the exponent is a whole number >= 0")
+    return x.shape
+
+
+def matrix_power(x: Expr, k: int) -> Expr:
+    """x^k, the matrix power (x^0 = eye, x^1 = x): one node however large k is."""
+    if k == 0:
+        return delta(x.shape[0])
+    return x if k == 1 else apply("mpow", x, num(k))
+
+
+def _mpow_jvp(node: Expr, tangents: Sequence[Expr | None], k: int) -> Expr:
+    # d(A^n) = sum_j A^j * dA * A^(n-1-j): n terms, which traces and products contract back
+    # into few (tr(A^n) gives n*(A^(n-1))')
+    (a, n), (da, _) = node.args, tangents
+    n = int(n.data)
+    budget.check("ir_nodes", n, f"the derivative of a matrix power to the {n}th ({n} terms)")
+    p = tuple(range(4, 4 + k))
+    return add([(1, einsum([(matrix_power(a, j), (0, 2)), (da, (2, 3) + p),
+                            (matrix_power(a, n - 1 - j), (3, 1))], (0, 1) + p))
+                for j in range(n)])
+
+
+def _mpow(x: np.ndarray, k: float) -> np.ndarray:
+    return np.linalg.matrix_power(x, int(k))
+
+
 PRIMITIVES["inv"] = Primitive("inv", _inv_shape, _inv_jvp, np.linalg.inv, r"^{-1}")
+PRIMITIVES["mpow"] = Primitive("mpow", _mpow_shape, _mpow_jvp, _mpow, "^")
 PRIMITIVES["det"] = Primitive("det", _scalar_of_square, _det_jvp, np.linalg.det, r"\det")
 PRIMITIVES["logdet"] = Primitive("logdet", _scalar_of_square, _logdet_jvp, _logdet,
                                  r"\log\det")

@@ -17,9 +17,11 @@ defined (and real); none assumes more than the declared properties say.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from fractions import Fraction
 
+from .. import budget
 from .ir import (
     PRIMITIVES,
     Dim,
@@ -34,6 +36,7 @@ from .ir import (
     einsum_dims,
     index_counts,
     index_dims,
+    matrix_power,
     num,
     ones,
     power,
@@ -51,6 +54,8 @@ from .ir import (
 def simplify(root: Expr) -> Expr:
     """The canonical simplified form of ``root`` (memoised on the nodes themselves)."""
     for node in topological(root):  # bottom up, so the recursion below stays shallow
+        if "simplified" not in node.cache:
+            budget.check_time("simplifying")
         _simplified(node)
     return _simplified(root)
 
@@ -136,6 +141,7 @@ def split_coefficient(e: Expr) -> tuple[Fraction, Expr]:
 Factor = tuple[Expr, tuple[Index, ...]]
 MAX_ARRANGEMENTS = 200
 MAX_DISTRIBUTED_TERMS = 16
+MAX_DISTRIBUTED_PRODUCT = 10_000
 
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
@@ -150,15 +156,18 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
         changed = _eliminate_identities(flat, out, dims)
         changed = _cancel_inverses(flat, out) or changed
         changed = _merge_powers(flat) or changed
+        changed = _merge_matrix_powers(flat, out) or changed
         if not changed:
             break
     if not flat:
         return num(coef)
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
+    spread = [len(x.args) for x, _ in flat if x.op == "sum" and _distributable(x)]
+    together = math.prod(spread) <= MAX_DISTRIBUTED_PRODUCT  # one long sum is linear work
     for n, (x, idx) in enumerate(flat):
-        if x.op == "sum" and len(x.args) <= MAX_DISTRIBUTED_TERMS and (
-                x.ndim > 2 or any(_has_identity(t) for t in x.args)):
+        if x.op == "sum" and (together or len(x.args) <= MAX_DISTRIBUTED_TERMS) and \
+                _distributable(x):
             # a sum of 3- or 4-index tensors (the derivative of a matrix by a vector or a
             # matrix) has no matrix form, and the identities in a sum of Jacobians cancel
             # against the other factors: each term meets the other factors alone
@@ -169,6 +178,10 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
     if len(flat) == 1 and flat[0][1] == out:
         return scaled(coef, flat[0][0])
     return scaled(coef, einsum(flat, out))
+
+
+def _distributable(x: Expr) -> bool:
+    return x.ndim > 2 or any(_has_identity(t) for t in x.args)
 
 
 def _has_identity(t: Expr) -> bool:
@@ -310,6 +323,34 @@ def _merge_powers(flat: list[Factor]) -> bool:
     return False
 
 
+def _merge_matrix_powers(flat: list[Factor], out: tuple[Index, ...]) -> bool:
+    """A^p * A^q = A^(p+q) along a summed index that only these two carry, when one of them
+    is a power already (A*A stays a product, as written)."""
+    count = _occurrences(flat, out)
+    row_of: dict[Index, int] = {}
+    for n, (x, idx) in enumerate(flat):
+        if x.ndim == 2 and idx[0] != idx[1] and count[idx[0]] == 2 and idx[0] not in out:
+            row_of[idx[0]] = n
+    for n, (x, idx) in enumerate(flat):
+        if x.ndim != 2 or idx[0] == idx[1]:
+            continue
+        m = row_of.get(idx[1])
+        if m is None or m == n or flat[m][1][1] == idx[1]:
+            continue
+        (base, p), (other, q) = _power_of(x), _power_of(flat[m][0])
+        if base is not other:
+            continue
+        merged = _simplified(matrix_power(base, p + q))
+        flat[n] = (merged, (idx[0], flat[m][1][1]))
+        del flat[m]
+        return True
+    return False
+
+
+def _power_of(x: Expr) -> tuple[Expr, int]:
+    return (x.args[0], int(x.args[1].data)) if x.op == "mpow" else (x, 1)
+
+
 def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
     """Factors sorted and summation indices renamed so that equal contractions coincide.
 
@@ -338,6 +379,7 @@ def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
     for count, arrangement in enumerate(arrangements):
         if count >= MAX_ARRANGEMENTS:
             break
+        budget.check_time("simplifying")
         seq = [f for g in arrangement for f in g]
         flip_options = [(False, True) if sym else (False,)
                         for sym in (is_symmetric(x) and x.ndim == 2 for x, _ in seq)]
@@ -379,7 +421,7 @@ def _symmetric(x: Expr) -> bool:
         return "symmetric" in x.data[1]
     if x.op in ("delta", "zero"):
         return True
-    if x.op == "inv":
+    if x.op in ("inv", "mpow"):
         return is_symmetric(x.args[0])
     if x.op == "pow":
         return is_symmetric(x.args[0]) and (x.args[1].ndim == 0 or is_symmetric(x.args[1]))
@@ -596,6 +638,19 @@ def _inv_rules(node: Expr) -> Expr | None:
     return None
 
 
+def _mpow_rules(node: Expr) -> Expr | None:
+    a, k = node.args
+    k = int(k.data)
+    if k <= 1 or a.op == "delta":
+        return matrix_power(a, k) if k <= 1 else a
+    if a.op == "mpow":      # (A^p)^q = A^(p*q)
+        return matrix_power(a.args[0], int(a.args[1].data) * k)
+    t = _transposed_arg(Expr(node.op, (a,), node.data, node.shape))
+    if t is not None:       # (A')^k = (A^k)'
+        return transposed(matrix_power(t, k))
+    return None
+
+
 def _det_rules(node: Expr) -> Expr | None:
     (a,) = node.args
     if a.op == "inv":
@@ -629,6 +684,7 @@ RULES: dict[str, list[Rule]] = {
     "sign": [_fold_sign_like("sign")],
     "relu": [_fold_sign_like("relu")],
     "inv": [_inv_rules],
+    "mpow": [_mpow_rules],
     "det": [_det_rules],
     "logdet": [_logdet_rules],
 }

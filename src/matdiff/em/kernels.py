@@ -256,8 +256,8 @@ SINGULAR_HINT = "increase reg_covar, use fewer components, or scale the data"
 
 
 def precision_cholesky(cov: np.ndarray, kind: str) -> np.ndarray:
-    """U upper triangular with U @ U.T = inv(cov), from the Cholesky factor of cov by a
-    triangular solve (no inverse of cov is formed)."""
+    """U upper triangular with U @ U.T = inv(cov), by solving with the Cholesky factor of cov
+    (d x d systems, batched; the inverse of cov itself is never formed)."""
     if kind in ("diag", "spherical"):
         if np.any(cov <= 0):
             raise FitError(SINGULAR, hint=SINGULAR_HINT)
@@ -285,7 +285,7 @@ def precision_cholesky_from_precisions(precisions: np.ndarray, kind: str) -> np.
 
 
 def covariances_from_precision_cholesky(U: np.ndarray, kind: str) -> np.ndarray:
-    """cov = inv(U @ U.T) = inv(U)' inv(U), by a triangular solve."""
+    """cov = inv(U @ U.T) = inv(U)' inv(U), by solving with U."""
     if kind in ("diag", "spherical"):
         return 1.0 / U ** 2
     eye = np.broadcast_to(np.eye(U.shape[-1]), U.shape)

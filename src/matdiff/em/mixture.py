@@ -2,8 +2,8 @@
 estimator API and conventions (parameters, attributes, initialisation, stopping rule, the
 lower bound being the mean log-likelihood before each M-step), without needing scikit-learn.
 
-The data is reached only through a source with two passes, ``stats`` (E-step and sufficient
-statistics) and ``resp_stats`` (statistics for given responsibilities): in memory here, or a
+The data is reached only through a source: ``stats`` (the E-step and sufficient statistics
+in one pass), ``init_sample`` (rows to initialise from) and ``shift``: in memory here, or a
 dask array chunk by chunk (``dask_fit``), so one EM loop serves both.
 """
 
@@ -63,9 +63,6 @@ class InMemory:
 
     def init_sample(self) -> np.ndarray:
         return self.X
-
-    def resp_stats(self, resp: np.ndarray, kind: str) -> Stats:
-        return kernels.responsibility_stats(self.X, resp, kind, self.shift)
 
 
 class GaussianMixture:
@@ -200,8 +197,7 @@ class GaussianMixture:
         else:
             sample = source.init_sample()
             resp = initial_responsibilities(sample, K, self.init_params, rng)
-            stats = (source.resp_stats(resp, kind) if sample is getattr(source, "X", None)
-                     else kernels.responsibility_stats(sample, resp, kind, source.shift))
+            stats = kernels.responsibility_stats(sample, resp, kind, source.shift)
             p = kernels.m_step(stats, kind, self.reg_covar, source.shift, eps)
             weights = stats.nk / stats.n if self.weights_init is None else None
             means, covariances = p.means, p.covariances

@@ -15,6 +15,7 @@ import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .. import budget
 from ..core.ir import PRIMITIVES, Expr, index_counts, relabel
 from ..core.simplify import is_symmetric
 from ..errors import MatdiffError
@@ -83,6 +84,7 @@ class _Raiser:
     def raise_(self, e: Expr):
         done = self.memo.get(e)
         if done is None:
+            budget.check_time("writing the result in matrix notation")
             done = self.memo[e] = self._raise(e)
             if is_symmetric(e):
                 self.symmetric.add(done)
@@ -111,6 +113,8 @@ class _Raiser:
             return self._contraction(e)
         if op == "pow":
             return self._power(e)
+        if op == "mpow":
+            return Power(self.raise_(e.args[0]), Num(e.args[1].data), False)
         if e.ndim > 2 or any(a.ndim > 2 for a in e.args):
             raise NoMatrixForm
         return Call(op, tuple(self.raise_(a) for a in e.args))
@@ -520,7 +524,7 @@ def index_form(e: Expr, raiser: _Raiser) -> IndexForm:
     """``D[i, j, ...] = ...``: entry by entry, with matrix notation for the parts that have
     it (``inv(X)[i,k]``) and indices summed where they repeat."""
     out_names = tuple(OUT_NAMES[: e.ndim])
-    summed = iter(list(SUM_NAMES) + [f"s{n}" for n in range(10_000)])
+    summed = itertools.chain(SUM_NAMES, (f"s{n}" for n in itertools.count()))
     note = _index_note(e, out_names, raiser, summed, top=True)
     terms = note.terms if isinstance(note, Sum) else (mono(note, False),)
     return IndexForm(out_names, tuple(_ordered_indices(t, out_names) for t in terms))

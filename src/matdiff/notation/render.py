@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .. import budget
 from ..core.ir import PRIMITIVES
 from ..syntax.greek import LETTER_OF
 from .tree import (
@@ -99,6 +100,8 @@ def _inline_chain(chain: tuple) -> list:
 class _Printer:
     def __init__(self, style: Style):
         self.s = style
+        self.memo: dict[int, tuple] = {}
+        self.limit = budget.current().output_length
 
     # a node printed, and its precedence level
     def show(self, node) -> str:
@@ -109,8 +112,17 @@ class _Printer:
         return text if own >= level else f"{self.s.lparen}{text}{self.s.rparen}"
 
     def print(self, node) -> tuple[str, int]:
+        done = self.memo.get(id(node))
+        if done is not None and done[0] is node:
+            return done[1]
+        budget.check_time("printing the result")
         method = getattr(self, "p_" + type(node).__name__)
-        return method(node)
+        text = method(node)
+        if len(text[0]) > self.limit:
+            raise budget.LimitError(f"the printed result is over {self.limit:,} characters",
+                                    "output_length")
+        self.memo[id(node)] = (node, text)  # shared subtrees print once
+        return text
 
     # atoms ------------------------------------------------------------------------------------
     def p_Num(self, node: Num) -> tuple[str, int]:

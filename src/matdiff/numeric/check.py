@@ -7,10 +7,12 @@ gradient on symmetric matrices (or for the Matrix Cookbook's per-entry derivativ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .. import budget
 from ..core.ir import Dim
 from ..errors import MatdiffError
 
@@ -90,6 +92,7 @@ def finite_difference(f: Function, values: dict, name: str, mode: str,
     f0 = np.asarray(f(**values))
     out = np.zeros(f0.shape + x0.shape)
     for idx, e, weight in directions(x0.shape, mode):
+        budget.check_time("checking by finite differences")
         acc = np.zeros(f0.shape)
         for s, c in STENCIL:
             acc = acc + c * f(**{**values, name: x0 + s * step * e})
@@ -102,41 +105,135 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / scale)
 
 
+class Verdict(float):
+    """The max relative error (a float, as before: the disagreement with the differences
+    beyond the rounding of f's values), and what it means: ``verdict`` is "ok", "mismatch" or
+    "inconclusive"; ``resolution`` is the relative error the finite differences themselves
+    could not rule out."""
+
+    verdict: str
+    resolution: float
+
+    def __new__(cls, error: float, verdict: str, resolution: float) -> Verdict:
+        v = super().__new__(cls, error)
+        v.verdict, v.resolution = verdict, resolution
+        return v
+
+
+def _judge(d0: np.ndarray, coarse: np.ndarray, fine: np.ndarray, f_scale: float,
+           step: float) -> tuple[str, float, float]:
+    """One point: ("ok" | "mismatch" | "inconclusive", relative error, resolution).
+
+    The differences' own error, entry by entry, is their change between two step sizes
+    (truncation, and noise) plus the rounding of f's values over the step. "ok" asks the
+    differences to have settled and the derivative to agree, both to within TOLERANCE or the
+    rounding (so a zero derivative of a large expression is not called wrong for the noise
+    around it); "mismatch" asks the disagreement to dwarf the differences' own error."""
+    rounding = ROUNDING * f_scale / step
+    truncation = np.abs(coarse - fine)
+    diff = np.abs(d0 - fine)
+    scale = max(float(np.max(np.abs(d0), initial=0.0)), float(np.max(np.abs(fine), initial=0.0)))
+    allowed = TOLERANCE * scale + SAFETY * rounding
+    # the disagreement beyond the rounding of f that no step size can remove
+    excess = np.maximum(diff - SAFETY * rounding, 0.0)
+    error = float(np.linalg.norm(excess)) / max(float(np.linalg.norm(d0)),
+                                                float(np.linalg.norm(fine)), 1e-8)
+    resolution = float(np.max(truncation + rounding, initial=0.0)) / max(scale, f_scale, 1e-300)
+    if np.all(diff <= allowed) and np.all(truncation <= allowed):
+        return "ok", error, resolution
+    if np.any((diff > allowed) & (diff > RELIABLE * (truncation + rounding))):
+        return "mismatch", error, resolution
+    return "inconclusive", error, resolution
+
+
+TOLERANCE = 1e-6    # relative agreement asked of a derivative
+SAFETY = 10.0       # how far past their own error estimate differences are trusted
+RELIABLE = 100.0    # a disagreement this many estimates large is the derivative's fault
+ROUNDING = 1e-15    # relative rounding of one evaluation of f, times the stencil's weights
+STEPS = (STEP, STEP / 10, STEP / 100)  # smaller steps for functions that vary fast
+
+
 def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
            props: Mapping[str, frozenset[str]], wrt: str, mode: str, trials: int = 3,
-           seed: int = 0) -> float:
-    """Max relative error of ``df`` against finite differences of ``f`` over ``trials`` random
-    points where both are finite.
+           seed: int = 0) -> Verdict:
+    """The derivative ``df`` against finite differences of ``f`` at ``trials`` random points
+    where both are finite.
 
-    A point where differences at two step sizes disagree (a nearly singular matrix, say) says
-    more about the differences than the derivative: it is replaced by another draw, and used
-    only if no better point turns up."""
+    At each point the differences are taken at two step sizes (and again smaller where those
+    disagree); a point where they cannot tell is replaced by another draw. The verdict is
+    "mismatch" if any conclusive point disagrees, "ok" if all agree, "inconclusive" if no
+    point was conclusive."""
     rng = np.random.default_rng(seed)
-    reliable: list[float] = []
-    doubtful: list[float] = []
+    conclusive: list[tuple[str, float, float]] = []
+    doubtful: list[tuple[str, float, float]] = []
     for draw in range(MAX_DRAWS):
         values = draw_point(shapes, props, rng, positive=draw % 2 == 1)
         try:
-            f0, d0 = np.asarray(f(**values)), np.asarray(df(**values))
+            d0 = np.asarray(df(**values))
+            f0 = np.asarray(f(**values))
+            started = time.monotonic()  # the second call: the first plans the contractions
+            f(**values)
+            _affordable(time.monotonic() - started, np.asarray(values[wrt]).size, trials)
             if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):
                 continue
-            coarse = finite_difference(f, values, wrt, mode)
-            fine = finite_difference(f, values, wrt, mode, STEP / 2)
-        except MatdiffError:  # singular at this point: draw another
+            judged = _judge_point(
+                lambda h, values=values: finite_difference(f, values, wrt, mode, h), d0, f0)
+        except MatdiffError as err:
+            if isinstance(err, budget.LimitError):
+                raise
+            continue  # singular at this point: draw another
+        if judged is None:
             continue
-        if not (np.all(np.isfinite(coarse)) and np.all(np.isfinite(fine))):
-            continue
-        error = relative_error(d0, fine)
-        (reliable if relative_error(coarse, fine) < 1e-8 else doubtful).append(error)
-        if len(reliable) == trials:
-            return max(reliable)
-    if reliable or doubtful:
-        return max(reliable) if reliable else min(doubtful)
-    raise MatdiffError("could not find a point where the expression and its derivative are "
-                       "finite, so the derivative was not checked",
+        (conclusive if judged[0] != "inconclusive" else doubtful).append(judged)
+        if len(conclusive) == trials:
+            break
+    return _conclude(conclusive, doubtful, "the expression and its derivative")
+
+
+def _conclude(conclusive: list, doubtful: list, what: str) -> Verdict:
+    if conclusive:
+        verdict = "mismatch" if any(v == "mismatch" for v, _, _ in conclusive) else "ok"
+        return Verdict(max(e for _, e, _ in conclusive), verdict,
+                       max(r for _, _, r in conclusive))
+    if doubtful:
+        _, error, resolution = min(doubtful, key=lambda j: j[2])
+        return Verdict(error, "inconclusive", resolution)
+    raise MatdiffError(f"could not find a point where {what} are finite, so the derivative "
+                       "was not checked",
                        hint="declare properties (posdef, positive...) that keep it defined")
 
 
+def _judge_point(difference: Callable[[float], np.ndarray], d0: np.ndarray,
+                 f0: np.ndarray) -> tuple[str, float, float] | None:
+    """The verdict at one point, from the largest step whose differences can tell. A
+    mismatch counts only once the differences have settled: it shows at two step sizes in a
+    row and the differences barely moved between them (large steps on a fast-varying function
+    give garbage that may agree with itself)."""
+    f_scale = float(np.max(np.abs(f0), initial=0.0))
+    judged, before = None, None
+    for step in STEPS:
+        coarse, fine = difference(step), difference(step / 2)
+        if not (np.all(np.isfinite(coarse)) and np.all(np.isfinite(fine))):
+            break
+        judged = _judge(d0, coarse, fine, f_scale, step / 2)
+        if judged[0] == "ok":
+            return judged
+        if judged[0] == "mismatch" and before is not None and \
+                np.max(np.abs(before - fine)) * RELIABLE < np.max(np.abs(d0 - fine)):
+            return judged
+        before = fine
+    if judged is None:
+        return None
+    return ("inconclusive",) + judged[1:]
+
+
+def _affordable(seconds_per_call: float, entries: int, trials: int) -> None:
+    """Refuse a check that cannot finish in the request's time, before spending it."""
+    calls = len(STENCIL) * 2 * entries * trials
+    if seconds_per_call * calls > budget.remaining():
+        raise budget.LimitError(
+            f"checking by finite differences needs about {calls:,} evaluations "
+            f"({seconds_per_call * calls:.0f} s), more than the time left", "seconds")
 def directional_difference(f: Function, values: dict, name: str, direction: str,
                            step: float = STEP) -> np.ndarray:
     """d/dt f(name + t*direction) at t = 0 by central differences (direction is the name of
@@ -149,26 +246,28 @@ def directional_difference(f: Function, values: dict, name: str, direction: str,
 
 def verify_directional(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
                        props: Mapping[str, frozenset[str]], wrt: str, direction: str,
-                       trials: int = 3, seed: int = 0) -> float:
-    """Max relative error of ``df`` against differences of ``f`` along ``direction``."""
+                       trials: int = 3, seed: int = 0) -> Verdict:
+    """``df`` against differences of ``f`` along ``direction``, judged as :func:`verify`
+    judges."""
     rng = np.random.default_rng(seed)
-    errors: list[float] = []
+    conclusive: list[tuple[str, float, float]] = []
+    doubtful: list[tuple[str, float, float]] = []
     for draw in range(MAX_DRAWS):
         values = draw_point(shapes, props, rng, positive=draw % 2 == 1)
         try:
-            d0 = np.asarray(df(**values))
-            coarse = directional_difference(f, values, wrt, direction)
-            fine = directional_difference(f, values, wrt, direction, STEP / 2)
-        except MatdiffError:
+            d0, f0 = np.asarray(df(**values)), np.asarray(f(**values))
+            if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):
+                continue
+            judged = _judge_point(
+                lambda h, values=values: directional_difference(f, values, wrt, direction, h),
+                d0, f0)
+        except MatdiffError as err:
+            if isinstance(err, budget.LimitError):
+                raise
             continue
-        if not all(np.all(np.isfinite(a)) for a in (d0, coarse, fine)):
+        if judged is None:
             continue
-        if relative_error(coarse, fine) < 1e-8:
-            errors.append(relative_error(d0, fine))
-            if len(errors) == trials:
-                break
-    if not errors:
-        raise MatdiffError("could not find a point where differences along the direction are "
-                           "reliable, so the derivative was not checked",
-                           hint="declare properties (posdef, positive...) that keep it defined")
-    return max(errors)
+        (conclusive if judged[0] != "inconclusive" else doubtful).append(judged)
+        if len(conclusive) == trials:
+            break
+    return _conclude(conclusive, doubtful, "differences along the direction")

@@ -19,12 +19,12 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
+from .. import budget
 from ..errors import MatdiffError
 from .greek import LATEX_VARIANTS, LOWER, UNICODE_LETTERS, UPPER, ascii_name
 from .parse import (
     CONSTANTS,
     FUNCTIONS,
-    MAX_TEXT_LENGTH,
     Binary,
     Call,
     Name,
@@ -443,9 +443,7 @@ def _parser() -> Lark:
 def parse_latex_text(text: str) -> Node:
     """Parse LaTeX into a tree of parse.py nodes (names carry their typography)."""
     try:
-        if len(text) > MAX_TEXT_LENGTH:
-            raise MatdiffError(f"expression is {len(text):,} characters long; the limit is "
-                               f"{MAX_TEXT_LENGTH:,}")
+        budget.check("text_length", len(text), f"an expression of {len(text):,} characters")
         body = _without_final_punctuation(text)
         if not tokenize(body):
             raise MatdiffError("empty expression",

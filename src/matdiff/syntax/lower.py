@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from .. import budget
 from ..core import ir
 from ..core.ir import Expr, einsum, num
 from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
@@ -90,10 +91,8 @@ def _product(node: Binary, a: Expr, b: Expr) -> Expr:
 
 
 def _matrix_power(a: Expr, k: int) -> Expr:
-    result = a
-    for _ in range(k - 1):
-        result = einsum([(result, (0, 1)), (a, (1, 2))], (0, 2))
-    return result
+    budget.check("power", k, f"the matrix power {k}")
+    return ir.matrix_power(a, k)
 
 
 def _elementwise_power(base: Expr, exponent: Expr) -> Expr:

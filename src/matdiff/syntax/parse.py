@@ -15,17 +15,14 @@ from typing import TYPE_CHECKING
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
+from .. import budget
 from ..errors import MatdiffError
 from .greek import ascii_name
 
 if TYPE_CHECKING:
     from .types import Decl
 
-MAX_TEXT_LENGTH = 100_000
-MAX_NODES = 10_000
-MAX_DEPTH = 200  # nesting of different operations; later stages recurse that deep
 _CHAINS = ({"+", "-"}, {"*", "/", ".*", "./"})  # a + b + c is a chain, not nesting
-MAX_EXPONENT = 400  # `1e999999999` would otherwise build a gigantic exact Fraction
 
 FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp", "log", "sin",
              "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix")
@@ -116,9 +113,14 @@ class _BuildTree(Transformer):
 
     def number(self, token: Token) -> Num:
         mantissa, _, exponent = token.lower().partition("e")
-        if exponent and abs(int(exponent)) > MAX_EXPONENT:
-            raise MatdiffError(f"number {token} is out of range", column=_column(token),
-                               hint=f"exponents are limited to ±{MAX_EXPONENT}")
+        # `1e999999999` would otherwise build a gigantic exact Fraction
+        exponent_digits = exponent.lstrip("+-").lstrip("0")
+        if len(exponent_digits) > 6 or (exponent and abs(int(exponent)) >
+                                        budget.current().literal_exponent):
+            raise budget.LimitError(f"number {budget.shorten(token, 40)} is out of range",
+                                    "literal_exponent", column=_column(token))
+        budget.check("integer_digits", len(mantissa) - 1, f"number {budget.shorten(token, 40)}",
+                     column=_column(token))
         return Num(pos=_column(token), value=Fraction(str(token)))
 
     def name(self, token: Token) -> Name:
@@ -197,9 +199,7 @@ def _parser() -> Lark:
 def parse_text(text: str) -> Node:
     """Parse one expression into a tree of nodes (syntax only: shapes are left for types.infer)."""
     try:
-        if len(text) > MAX_TEXT_LENGTH:
-            raise MatdiffError(f"expression is {len(text):,} characters long; the limit is "
-                               f"{MAX_TEXT_LENGTH:,}")
+        budget.check("text_length", len(text), f"an expression of {len(text):,} characters")
         if not text.strip():
             raise MatdiffError("empty expression", hint="write an expression such as x'*A*x")
         try:
@@ -215,15 +215,17 @@ def parse_text(text: str) -> Node:
 
 def _check_size(root: Node) -> None:
     count = 0
+    chosen = budget.current()
     stack = [(root, 1)]
     while stack:
         node, depth = stack.pop()
         count += 1
-        if count > MAX_NODES:
-            raise MatdiffError(f"expression has more than {MAX_NODES:,} parts; that is the limit")
-        if depth > MAX_DEPTH:
-            raise MatdiffError(f"expression is nested more than {MAX_DEPTH} levels deep; "
-                               "that is the limit", column=node.pos)
+        if count > chosen.parts:
+            raise budget.LimitError(f"the expression has more than {chosen.parts:,} parts",
+                                    "parts")
+        if depth > chosen.depth:
+            raise budget.LimitError(f"the expression is nested more than {chosen.depth} "
+                                    "levels deep", "depth", column=node.pos)
         for child in children(node):
             stack.append((child, depth if _same_chain(node, child) else depth + 1))
 

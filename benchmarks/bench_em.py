@@ -1,0 +1,164 @@
+"""Benchmark one EM iteration of matdiff.em.GaussianMixture against scikit-learn's, and a Dask
+fit of data that is never materialised.
+
+Run from the repository root (needs the [em] extra):
+
+    python benchmarks/bench_em.py                 # in memory: the two sizes below
+    python benchmarks/bench_em.py --dask 1e8      # Dask: N rows generated chunk by chunk
+
+In memory, for (N, d, K) = (100,000, 16, 8) and (100,000, 64, 32), full covariances, from the
+same parameters, repeated and interleaved in one process:
+  - sklearn: GaussianMixture._e_step + _m_step (exactly its loop body);
+  - matdiff: the pass over the data (E-step and statistics) + the M-step (its loop body);
+  - the FLOP-count limit: a square matmul of the same FLOPs, (a) the textbook count of a
+    full-covariance EM iteration, 4 N K d^2 (whiten the data per component, then the
+    responsibility-weighted second moments), and (b) the count of matdiff's algorithm,
+    4 N K d(d+1)/2 (quadratic features shared by the components).
+Printed: medians (and the spread, min..max) in ms, sklearn / matdiff (target >= 5), matdiff /
+matmul (target <= 2).
+
+Dask (a fresh process, so its peak memory is its own): N rows, d=16, K=8, full, chunks of
+CHUNK_ROWS generated from a seed per chunk inside the tasks, never held together; the threaded
+scheduler. Printed: seconds per iteration (each iteration regenerates the data), the CPU
+seconds per iteration (a measure that a busy machine does not inflate much), and the peak
+resident memory of the process (target < 4 GiB at N = 10^8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from matdiff.em import GaussianMixture, kernels  # noqa: E402
+from matdiff.em.mixture import InMemory  # noqa: E402
+
+SIZES = [(100_000, 16, 8), (100_000, 64, 32)]
+REPEATS = 7
+CHUNK_ROWS = 500_000
+
+
+def mixture_data(n: int, d: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = 3 * np.random.default_rng(12345).normal(size=(k, d))
+    return rng.standard_normal((n, d)) + centres[rng.integers(k, size=n)]
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _summary(times: list[float]) -> str:
+    ms = [t * 1e3 for t in times]
+    return f"{statistics.median(ms):9.1f} ms ({min(ms):.1f}..{max(ms):.1f})"
+
+
+def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
+    from sklearn.mixture import GaussianMixture as SklearnMixture
+
+    X = mixture_data(n, d, k, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = GaussianMixture(k, init_params="random_from_data", random_state=0,
+                                max_iter=3).fit(X)
+        given = dict(weights_init=start.weights_, means_init=start.means_,
+                     precisions_init=start.precisions_)
+        theirs = SklearnMixture(k, max_iter=1, **given).fit(X)
+        ours = GaussianMixture(k, max_iter=1, **given).fit(X)
+    source, params = InMemory(X), ours._params()
+    eps = 10 * np.finfo(X.dtype).eps
+
+    def sklearn_iteration():
+        _, log_resp = theirs._e_step(X)
+        theirs._m_step(X, log_resp)
+
+    def matdiff_iteration():
+        kernels.m_step(source.stats(params), "full", ours.reg_covar, source.shift, eps)
+
+    textbook = 4 * n * k * d * d
+    features = 4 * n * k * d * (d + 1) // 2
+    mats = {}
+    for name, flops in (("textbook", textbook), ("features", features)):
+        side = round((flops / 2) ** (1 / 3))
+        mats[name] = (np.random.rand(side, side), np.random.rand(side, side))
+    times = {"sklearn": [], "matdiff": [], "textbook": [], "features": []}
+    matdiff_iteration()  # warm caches and thread pools once
+    for _ in range(repeats):
+        times["sklearn"].append(_timed(sklearn_iteration))
+        times["matdiff"].append(_timed(matdiff_iteration))
+        for name, (a, b) in mats.items():
+            times[name].append(_timed(lambda a=a, b=b: a @ b))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\nN={n:,} d={d} K={k} full, one EM iteration, median of {repeats} (min..max):")
+    print(f"  scikit-learn  {_summary(times['sklearn'])}")
+    print(f"  matdiff       {_summary(times['matdiff'])}")
+    print(f"  matmul, 4NKd^2 = {textbook / 1e9:.2f} GFLOP        {_summary(times['textbook'])}")
+    print(f"  matmul, 4NKd(d+1)/2 = {features / 1e9:.2f} GFLOP   {_summary(times['features'])}")
+    print(f"  scikit-learn / matdiff = {med['sklearn'] / med['matdiff']:.1f}x (target >= 5)")
+    print(f"  matdiff / matmul(4NKd^2) = {med['matdiff'] / med['textbook']:.2f} (target <= 2); "
+          f"matdiff / matmul(own FLOPs) = {med['matdiff'] / med['features']:.2f}")
+
+
+def _chunk(block_id=None, rows: int = 0, d: int = 0, k: int = 0, seed: int = 0):
+    return mixture_data(rows, d, k, seed=(seed, block_id[0]))
+
+
+def dask_fit(n: int, d: int = 16, k: int = 8, iterations: int = 3) -> None:
+    import dask
+    import dask.array as da
+
+    rows = min(CHUNK_ROWS, n)
+    chunks = ((rows,) * (n // rows) + ((n % rows,) if n % rows else ()), (d,))
+    X = da.map_blocks(_chunk, dtype=np.float64, chunks=chunks, rows=rows, d=d, k=k, seed=7)
+    # the start: a fit on one generated chunk, given to the Dask fit (no sample pass)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = GaussianMixture(k, random_state=0, max_iter=20).fit(mixture_data(20_000, d, k, 1))
+    stamps = [(time.perf_counter(), time.process_time())]
+    model = GaussianMixture(k, max_iter=iterations, tol=0, weights_init=small.weights_,
+                            means_init=small.means_, precisions_init=small.precisions_,
+                            callback=lambda i, b: stamps.append((time.perf_counter(),
+                                                                 time.process_time())))
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X)
+    per_iteration, cpu = np.diff(np.array(stamps), axis=0).T
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
+    print(f"\nDask: N={n:,} d={d} K={k} full, {len(chunks[0])} chunks of {rows:,} rows "
+          f"({rows * d * 8 / 2 ** 20:.0f} MiB each), generated inside the tasks, threads")
+    print("  seconds per iteration: " + ", ".join(f"{t:.1f}" for t in per_iteration)
+          + f" (median {np.median(per_iteration):.1f}); CPU seconds per iteration (all "
+          f"threads; a loaded machine's wall time is not): median {np.median(cpu):.1f}")
+    print(f"  peak resident memory of the process: {peak_gib:.2f} GiB (target < 4 GiB)")
+    print("  lower bound per iteration: " + ", ".join(f"{b:.4f}" for b in model.lower_bounds_))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dask", type=float, default=None, metavar="N",
+                        help="run the Dask benchmark with N rows instead")
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--size", default=None, metavar="N,d,K",
+                        help="one in-memory size instead of both, e.g. 100000,64,32")
+    args = parser.parse_args()
+    if args.dask is not None:
+        dask_fit(int(args.dask), iterations=args.iterations)
+        return
+    sizes = [tuple(int(v) for v in args.size.split(","))] if args.size else SIZES
+    for n, d, k in sizes:
+        in_memory(n, d, k, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

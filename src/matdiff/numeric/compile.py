@@ -1,0 +1,119 @@
+"""Compile: IR roots become one fast function of keyword arrays, for NumPy, JAX or PyTorch.
+
+The program is planned (:mod:`.plan`) and emitted (:mod:`.emit`) once per binding of the
+symbolic sizes, because the best contraction order depends on them, and cached; a call reads
+the sizes off its arrays, finds the function and runs it. Several roots (a value and its
+gradients) are one program, so everything they share is computed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..core.ir import Dim, Expr
+from ..errors import MatdiffError
+from .emit import BACKENDS, Function, build, module_source, parameters
+from .plan import lower_program
+
+DEFAULT_SIZE = 100   # where source is written without sizes: the order for mid-sized inputs
+
+
+class Compiled:
+    """callable(**arrays) -> the roots' values (a tuple when there are several)."""
+
+    def __init__(self, roots: Sequence[Expr], shapes: Mapping[str, tuple[Dim, ...]],
+                 backend: str = "numpy", name: str = "f", doc: str | Callable[[], str] = ""):
+        if backend not in BACKENDS:
+            raise MatdiffError(f"unknown backend {backend!r}",
+                               hint="use one of " + ", ".join(BACKENDS))
+        _require(backend)
+        self.roots, self.shapes, self.backend = list(roots), dict(shapes), backend
+        self.name, self.doc = name, doc
+        self._cache: dict[tuple, Callable] = {}
+        # where each symbolic size is read from: the first array that carries it
+        self.parameters = parameters(self.roots, self.shapes)
+        self._size_sources: list[tuple[str, str, int]] = []
+        seen: set[str] = set()
+        for name_ in self.parameters:
+            for axis, d in enumerate(self.shapes[name_]):
+                if isinstance(d, str) and d not in seen:
+                    seen.add(d)
+                    self._size_sources.append((d, name_, axis))
+
+    def _dims(self) -> set[str]:
+        return {d for shape in self.shapes.values() for d in shape if isinstance(d, str)}
+
+    def function(self, sizes: Mapping[str, int], documented: bool = True) -> Function:
+        """The planned function; its docstring (the formula, costly to print) on request."""
+        program = lower_program(self.roots, sizes)
+        doc = (self.doc() if callable(self.doc) else self.doc) if documented else ""
+        return Function(self.name, program, self.shapes, doc)
+
+    def bound_sizes(self, sizes: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Every symbolic size: as given, else DEFAULT_SIZE."""
+        return {d: (sizes or {}).get(d, DEFAULT_SIZE) for d in self._dims()}
+
+    def source(self, sizes: Mapping[str, int] | None = None) -> str:
+        """A self-contained module defining the function, planned for ``sizes``."""
+        return module_source([self.function(self.bound_sizes(sizes))], self.backend)
+
+    def prepare(self, **arrays) -> Callable:
+        """The function for these arrays' sizes, planned and emitted now if it is not yet."""
+        return self._prepare(arrays)
+
+    def _prepare(self, arrays: Mapping[str, object]) -> Callable:
+        try:
+            key = tuple(arrays[name].shape[axis] for _, name, axis in self._size_sources)
+        except (KeyError, AttributeError, IndexError):
+            key = self._sizes_slowly(arrays)
+        fn = self._cache.get(key)
+        if fn is None:
+            sizes = {d: n for (d, _, _), n in zip(self._size_sources, key)}
+            fn = build(self.function(sizes, documented=False), self.backend)
+            if self.backend == "jax":
+                import jax
+                fn = jax.jit(fn)
+            self._cache[key] = fn
+        return fn
+
+    def __call__(self, **arrays):
+        fn = self._prepare(arrays)
+        try:
+            return fn(**arrays)
+        except ValueError as err:       # the shape checks, in one line
+            raise MatdiffError(str(err)) from None
+        except TypeError:
+            missing = [n for n in self.parameters if n not in arrays]
+            if missing:
+                raise MatdiffError(f"no value given for variable {missing[0]}",
+                                   hint=f"pass {missing[0]}=<array>") from None
+            raise
+        except Exception as err:
+            if type(err).__name__ in ("LinAlgError", "_LinAlgError"):
+                raise MatdiffError(f"cannot evaluate: {err} at these values",
+                                   hint="the formula needs an invertible (for a posdef "
+                                        "variable: positive definite) matrix here") from None
+            raise
+
+    def _sizes_slowly(self, arrays: Mapping[str, object]) -> tuple[int, ...]:
+        import numpy as np
+        key = []
+        for _d, name, axis in self._size_sources:
+            if name not in arrays:
+                raise MatdiffError(f"no value given for variable {name}",
+                                   hint=f"pass {name}=<array>")
+            shape = np.shape(arrays[name])
+            if len(shape) != len(self.shapes[name]):
+                raise MatdiffError(f"{name} should have {len(self.shapes[name])} axes, got an "
+                                   f"array of shape {shape}")
+            key.append(shape[axis])
+        return tuple(key)
+
+
+def _require(backend: str) -> None:
+    module = {"numpy": "numpy", "jax": "jax", "torch": "torch"}[backend]
+    try:
+        __import__(module)
+    except ImportError:
+        raise MatdiffError(f"the {backend} backend needs {module}",
+                           hint=f"pip install 'matdiff[{backend}]'") from None
