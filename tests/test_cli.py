@@ -135,12 +135,13 @@ def test_sign_derivative_is_zero_with_a_note(capsys):
     assert "note: sign(u) is taken to have derivative 0" in out
 
 
-def test_tensor_shown_as_its_differential_then_index_form(capsys):
+def test_tensor_shown_as_its_differential_then_vec_then_index_form(capsys):
     code, out, _ = run(capsys, "derive", "inv(X)", "--wrt", "X", "--check")
     assert code == 0, out
     lines = out.splitlines()
     assert lines[1] == "d(inv(X)) = -inv(X)*dX*inv(X)"
-    assert lines[2].startswith("  index form: D[i,j,k,l] = ")
+    assert lines[2] == "  vec form: d vec(F) = J d vec(X), J = -kron(inv(X)', inv(X))   (n*n×n*n)"
+    assert lines[3].startswith("  index form: D[i,j,k,l] = ")
     assert ": ok" in out
 
 
@@ -155,6 +156,32 @@ def test_differential_line_direction_mixed_and_higher_orders(capsys):
     assert code == 0 and ": ok" in out and "d2(x'*S*x) = 2*x'*dS*dx" in out
     code, out, _ = run(capsys, "check", "sum(exp(x))", "--wrt", "x", "--order", "3")
     assert code == 0 and ": ok" in out
+
+
+def test_vec_form_on_request_and_its_absence_explained(capsys):
+    code, out, _ = run(capsys, "derive", "x'*A*x", "--wrt", "x", "--vec")
+    assert code == 0 and "vec form: df = J d vec(x), J = ((A + A')*x)'   (1×n)" in out
+    code, out, _ = run(capsys, "derive", "log(det(X))", "--wrt", "X", "--order", "2",
+                       "--format", "unicode")
+    assert "vec form: d2f = vec(dX)'*H*vec(dX), H = −K(n, n)(X⁻ᵀ ⊗ X⁻¹)" in out
+    code, out, _ = run(capsys, "derive", "diag(diag(X))", "--wrt", "X")
+    assert code == 0 and "vec form: none (no Kronecker form: " in out
+
+
+def test_layouts_are_stated(capsys):
+    code, out, _ = run(capsys, "check", "A*X*B", "--wrt", "X", "--layout", "numerator")
+    assert code == 0 and "dF/dX = kron(B', A)" in out and "numerator layout" in out
+    assert ": ok" in out
+    code, out, _ = run(capsys, "derive", "x'*A*x", "--wrt", "x", "--layout", "denominator")
+    assert "df/dx = (A + A')*x" in out and "shape: n×1" in out and "denominator layout" in out
+    code, out, _ = run(capsys, "derive", "x'*A*x", "--wrt", "x", "--format", "json",
+                       "--layout", "numerator")
+    data = json.loads(out)
+    assert data["layout"] == "numerator" and data["shape"] == ["1", "n"]
+    assert data["vec"] == "((A + A')*x)'" and data["vec_reason"] is None
+    code, _, err = run(capsys, "derive", "diag(diag(X))", "--wrt", "X", "--layout",
+                       "numerator")
+    assert code == 2 and "no Kronecker form" in err and "\n" not in err.strip()
 
 
 def test_emit_prints_a_function_that_runs(capsys, tmp_path):

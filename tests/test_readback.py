@@ -122,6 +122,7 @@ def test_printed_forms_read_back(order):
         failures += [case.describe(p) for p in problems]
     if "MATDIFF_READBACK_CASES" in os.environ:
         print(f"\norder {order}: {drawn} expressions, {skipped} skipped (refused or no "
-              f"reliable point), {drawn - skipped} read back, {len(failures)} problems")
+              f"reliable point), {drawn - skipped} read back, {len(failures)} problems in "
+              f"{len({f.split('problem:')[0] for f in failures})} expressions")
     assert skipped < drawn / 3, f"{skipped} of {drawn} skipped"
     assert not failures, "\n".join(failures[:5])

@@ -13,3 +13,11 @@ from .errors import MatdiffError
 __all__ = ["derive", "parse", "evaluate", "compile", "Result", "Form", "MatdiffError",
            "LimitError", "Limits", "limits"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # matdiff.em (Gaussian mixtures) loads on first use, not with the derivative engine
+    if name == "em":
+        import importlib
+        return importlib.import_module(".em", __name__)
+    raise AttributeError(f"module 'matdiff' has no attribute {name!r}")

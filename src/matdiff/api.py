@@ -22,6 +22,7 @@ from .notation.factor import abbreviate
 from .notation.raising import raise_expr, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm, Sym
+from .notation.vecform import VecForm, transposed, vec_form
 from .numeric.check import Verdict, verify, verify_directional
 from .numeric.codegen import compile_numpy
 from .syntax.latex import variable_name
@@ -30,6 +31,14 @@ from .syntax.parse import CONSTANTS, FUNCTIONS, parse_typed
 from .syntax.types import Decl, declaration_text, parse_declarations, with_stated_sizes
 
 CONVENTIONS = ("sym", "full", "cookbook")
+LAYOUTS = ("shape", "numerator", "denominator")
+LAYOUT_NOTES = {
+    "shape": "layout: shape(dF/dX) = shape(F) + shape(X)",
+    "numerator": "numerator layout: rows follow F, columns X (J with d vec(F) = J d vec(X); a "
+                 "gradient is a row, G')",
+    "denominator": "denominator layout: rows follow X, columns F (J', the transpose of the "
+                   "numerator layout; a gradient is G)",
+}
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
 RESERVED = frozenset(FUNCTIONS + CONSTANTS)
@@ -107,6 +116,7 @@ class Result:
     notes: tuple[str, ...] = ()     # what the derivative assumes (sign's derivative is 0...)
     declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
     limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
+    layout: str = "shape"           # how the printed derivative is laid out: LAYOUTS
 
     @property
     def declarations(self) -> str:
@@ -116,8 +126,85 @@ class Result:
 
     @property
     def shape(self) -> tuple[Dim, ...]:
-        """The symbolic shape: shape(F) + shape(X) (twice shape(X) for a Hessian)."""
-        return self.derivative.shape
+        """The symbolic shape: shape(F) + shape(X) (twice shape(X) for a Hessian); in the
+        numerator and denominator layouts (rows, columns) of the printed matrix."""
+        if self.layout == "shape" or not self.derivative.ndim:
+            return self.derivative.shape
+        case, d = self._layout_case, self.derivative
+        if case == "gradient":
+            shape = d.shape[::-1]
+        elif case == "plain":
+            shape = d.shape
+        else:
+            rows = self._row_axes
+            shape = (ir.dim_product(*d.shape[:rows]), ir.dim_product(*d.shape[rows:]))
+        return shape[::-1] if self.layout == "denominator" and case != "hessian" else shape
+
+    # -- the vec form and layouts --
+
+    @property
+    def _row_axes(self) -> int | None:
+        """How many leading axes of the tensor are the rows of its matrix: F's, or the first
+        variable's for a second derivative; None beyond (higher orders, directions)."""
+        if self.direction is not None or self.order > 2:
+            return None
+        return self.function.ndim if self.order == 1 else len(self.variables[self.wrts[0]].shape)
+
+    @property
+    def _layout_case(self) -> str:
+        """Which matrix a layout prints: "gradient" (scalar by matrix: G' / G), "plain" (a
+        matrix by a scalar, or a scalar: as it is), "hessian" or "vec" (the vec form J)."""
+        rows, cols = self._row_axes, self.derivative.ndim - self._row_axes
+        if self.order == 2:
+            return "hessian" if len(set(self.wrts)) == 1 else "vec"
+        if rows == 0 and cols == 2:
+            return "gradient"
+        if cols == 0 and rows == 2 or rows == cols == 0:
+            return "plain"
+        return "vec"
+
+    @property
+    def layout_note(self) -> str:
+        return LAYOUT_NOTES[self.layout]
+
+    @cached_property
+    def _vec(self) -> VecForm | str:
+        if self._row_axes is None:
+            return "vec forms are defined for first and second derivatives, not for higher " \
+                   "orders or directional derivatives"
+        try:
+            return vec_form(self.derivative, lambda: self.notation, self._row_axes,
+                            self.reading_order)
+        except MatdiffError as err:  # the tensor itself has no notation
+            return f"no vec form: {err.message}"
+
+    @property
+    def vec(self) -> VecForm | None:
+        """The matrix J with d vec(F) = J d vec(X) (column-major vec; for a Hessian the
+        symmetric H with d2f = vec(dX)'*H*vec(dX)), with ``text``, ``latex``, ``unicode`` and
+        ``shape``; None where it has no exact Kronecker form (``vec_reason`` says why)."""
+        return self._vec if isinstance(self._vec, VecForm) else None
+
+    @property
+    def vec_reason(self) -> str | None:
+        """Why there is no vec form, in one line; None where there is one."""
+        return self._vec if isinstance(self._vec, str) else None
+
+    @cached_property
+    def layout_notation(self):
+        """The printed derivative in a numerator or denominator layout."""
+        case = self._layout_case
+        if case == "gradient":
+            note = transposed(self.notation)
+        elif case == "plain":
+            note = self.notation
+        else:
+            if self.vec is None:
+                raise MatdiffError(f"the {self.layout} layout of this derivative is its vec "
+                                   f"form, and it has none: {self.vec_reason}",
+                                   hint="use layout='shape'")
+            note = self.vec.note
+        return transposed(note) if self.layout == "denominator" and case != "hessian" else note
 
     @cached_property
     def notation(self):
@@ -177,7 +264,8 @@ class Result:
     def abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
         """The derivative with the (scalar) expression itself written as ``symbol``, where it
         appears as a factor (``1/2*f*(...)``); None where it does not."""
-        if self.function.ndim or self.is_index_notation or self.shown_as_differential:
+        if self.function.ndim or self.is_index_notation or self.shown_as_differential or (
+                self.layout != "shape"):
             return None
         with budget.request(self.limits):
             whole = raise_expr(self.function, self.reading_order)
@@ -210,6 +298,8 @@ class Result:
         """The derivative in "text", "latex" or "unicode" (its differential where it has
         three or more axes)."""
         with budget.request(self.limits):
+            if self.layout != "shape":
+                return render(self.layout_notation, _style(style))
             if self.shown_as_differential:
                 return self.differential.in_style(style)
             return Form(self.derivative, self._all_variables,
@@ -238,7 +328,9 @@ class Result:
     def numpy(self) -> Callable[..., np.ndarray]:
         """callable(**arrays) -> the derivative's value (vectors are 1-D arrays). Its shape is
         shape(F) followed by the shape of each wrt in turn (shape(x) + shape(S) for
-        wrt=("x", "S")); a directional derivative has shape(F) (order 1) or shape(X).
+        wrt=("x", "S")); a directional derivative has shape(F) (order 1) or shape(X). In the
+        numerator and denominator layouts it is the printed matrix (2-D; a scalar stays a
+        scalar).
 
         Values are checked against the declarations: a wrong shape, a missing or unknown
         name, a non-finite or non-numeric value, or an array that breaks a declared property
@@ -246,8 +338,25 @@ class Result:
         never silently symmetrised."""
         props = {name: d.props for name, d in self._all_variables.items()}
         with budget.request(self.limits):
-            return compile_numpy(self.derivative, self._shapes, props, self.declared,
-                                 self.limits)
+            tensor = compile_numpy(self.derivative, self._shapes, props, self.declared,
+                                   self.limits)
+        if self.layout == "shape":
+            return tensor
+        case, rows, layout = self._layout_case, self._row_axes, self.layout
+
+        def in_layout(**arrays) -> np.ndarray:
+            d = tensor(**arrays)
+            if not d.ndim:
+                return d
+            if case == "gradient":
+                m = d.T
+            elif case == "plain" and d.ndim == 2:
+                m = d
+            else:
+                m = np.reshape(d, (int(np.prod(d.shape[:rows], dtype=int)), -1), order="F")
+            return m.T if layout == "denominator" and case != "hessian" else m
+
+        return in_layout
 
     def compile(self, backend: str = "numpy"):
         """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
@@ -370,7 +479,8 @@ def evaluate(text: str, declare: str | dict | None = None, *, syntax: str = "aut
 
 def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None = None,
            order: int = 1, symmetric: str = "sym", direction: str | None = None,
-           limits: Limits | dict | None = None, syntax: str = "auto") -> Result:
+           limits: Limits | dict | None = None, layout: str = "shape",
+           syntax: str = "auto") -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar,
@@ -382,9 +492,24 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     (default), "full" or "cookbook". ``limits`` overrides :class:`matdiff.Limits` for this
     call and its result. ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash,
     braces or bars); ``wrt`` may be spelled as in the input (``Sigma``, ``Σ``, ``\\Sigma``).
+
+    ``layout`` "shape" (default) prints the tensor of shape(F) + shape(X); "numerator" the
+    matrix with rows from F and columns from X (the Jacobian J, a gradient as the row G', and
+    where F or X is a matrix and the result has three or more axes the vec form J of
+    d vec(F) = J d vec(X)); "denominator" its transpose. A Hessian is the same symmetric
+    matrix in both. Layouts apply to first and second derivatives without a direction.
     """
+    if layout not in LAYOUTS:
+        raise MatdiffError(f"unknown layout {layout!r}", hint="use one of " + ", ".join(LAYOUTS))
     with budget.request(limits):
-        return _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax)
+        r = _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax)
+        r.layout = layout
+        if layout != "shape":
+            if r._row_axes is None:
+                raise MatdiffError("layouts apply to first and second derivatives without a "
+                                   "direction", hint="use layout='shape'")
+            r.layout_notation  # noqa: B018 - a layout without a matrix form is refused here
+        return r
 
 
 def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> Result:

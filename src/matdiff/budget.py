@@ -71,6 +71,10 @@ def _raise_hint(limit: str) -> str:
 
 _current: ContextVar[Limits] = ContextVar("matdiff_limits", default=Limits())  # noqa: B039 (frozen)
 _deadline: ContextVar[float | None] = ContextVar("matdiff_deadline", default=None)
+# Every IR node built during a request, held until the outermost request ends: within a
+# request nodes never die, so an id() taken of one is never reused by another (passes key
+# dicts by id); after it, whatever no result refers to is freed.
+arena: ContextVar[list | None] = ContextVar("matdiff_arena", default=None)
 
 
 def current() -> Limits:
@@ -119,6 +123,7 @@ def request(overrides: Limits | Mapping[str, object] | None = None) -> Iterator[
     if outer is None or overrides is not None:
         deadline = time.monotonic() + chosen.seconds
         deadline_token = _deadline.set(deadline if outer is None else min(outer, deadline))
+    arena_token = arena.set([]) if arena.get() is None else None
     recursion = sys.getrecursionlimit()
     needed = 2_000 + 60 * chosen.depth
     if recursion < needed:
@@ -126,6 +131,8 @@ def request(overrides: Limits | Mapping[str, object] | None = None) -> Iterator[
     try:
         yield chosen
     finally:
+        if arena_token is not None:
+            arena.reset(arena_token)
         if deadline_token is not None:
             _deadline.reset(deadline_token)
         _current.reset(token)

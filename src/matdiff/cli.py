@@ -9,7 +9,7 @@ import os
 import sys
 import traceback
 
-from .api import CONVENTIONS, Result, derive
+from .api import CONVENTIONS, LAYOUTS, Result, derive
 from .core.ir import shape_text
 from .errors import MatdiffError, printable, shorten
 
@@ -18,7 +18,7 @@ GAUSSIAN_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
-LAYOUT = ("layout: shape(dF/dX) = shape(F) + shape(X); vectors are columns, x' is a row")
+COLUMNS = "vectors are columns, x' is a row"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
 _PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored by the
 #                 grammar, removed again after parsing) keeps it an argument
-_VALUED = {"--wrt", "--declare", "--order", "--symmetric", "--format", "--direction", "--emit"}
-_FLAGS = {"--check", "--latex", "-h", "--help"}
+_VALUED = {"--wrt", "--declare", "--order", "--symmetric", "--format", "--direction", "--layout",
+           "--emit"}
+_FLAGS = {"--check", "--vec", "--latex", "-h", "--help"}
 
 
 def _expressions_protected(argv: list[str]) -> list[str]:
@@ -115,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
                          help="1: gradient/Jacobian (default), 2: Hessian, 3...: higher")
         sub.add_argument("--symmetric", default="sym", choices=CONVENTIONS,
                          help="convention for a symmetric wrt (default sym = (G + G')/2)")
+        sub.add_argument("--layout", default="shape", choices=LAYOUTS,
+                         help="shape (default): shape(F) + shape(X); numerator: rows follow F, "
+                              "columns X; denominator: the transpose")
+        sub.add_argument("--vec", action="store_true",
+                         help="also show the vec form d vec(F) = J d vec(X) (shown anyway for "
+                              "results with three or more axes)")
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
         sub.add_argument("--latex", action="store_true",
                          help="read EXPR as LaTeX (detected anyway from a backslash or braces)")
@@ -139,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 def _derive(args: argparse.Namespace) -> int:
     wrt = tuple(w.strip() for w in args.wrt.split(",")) if "," in args.wrt else args.wrt
     r = derive(args.expr, wrt, declare=args.declare, order=args.order,
-               symmetric=args.symmetric, direction=args.direction,
+               symmetric=args.symmetric, direction=args.direction, layout=args.layout,
                syntax="latex" if args.latex else "auto")
     error = r.check() if args.check else None
     if args.emit:
@@ -148,7 +155,7 @@ def _derive(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(_as_json(r, error), indent=2))
     else:
-        print(_report(r, args.format, error))
+        print(_report(r, args.format, error, show_vec=args.vec))
     return 1 if error is not None and error.verdict == "mismatch" else 0
 
 
@@ -179,28 +186,29 @@ def _differential_label(r: Result, fmt: str) -> str:
     return f"d{r.order if r.order > 1 else ''}({inner})"
 
 
-def _report(r: Result, fmt: str, error: float | None, show_function: bool = True) -> str:
+def _report(r: Result, fmt: str, error: float | None, show_function: bool = True,
+            show_vec: bool = False) -> str:
     body = r.in_style(fmt)
     short = r.abbreviated("f", fmt)
     lines = []
     if show_function:
         lines.append(f"f = {r.function_in(fmt)}")
-    if r.shown_as_differential:
+    if r.shown_as_differential and r.layout == "shape":
         # a linear map shown by what it does to dX, then its other views
         lines.append(f"{_differential_label(r, fmt)} = {body}")
-        vec = getattr(r, "vec", None)
-        if vec is not None:
-            lines.append(f"  vec form: {vec.in_style(fmt) if hasattr(vec, 'in_style') else vec}")
+        lines.append(_vec_line(r, fmt))
         lines.append(f"  index form: {r.index}")
     else:
         lines.append(f"{_label(r)} = {short or body}")
         if show_function and r.direction is None:
             differential = r.differential_abbreviated("f", fmt) or r.differential.in_style(fmt)
             lines.append(f"  differential: {_differential_label(r, fmt)} = {differential}")
+        if show_vec:
+            lines.append(_vec_line(r, fmt))
     shape = shape_text(r.shape)
     if not _can_encode(sys.stdout, shape):
         shape = shape.replace("×", "x")
-    lines.append(f"  shape: {shape}   ({LAYOUT})")
+    lines.append(f"  shape: {shape}   ({r.layout_note}; {COLUMNS})")
     if show_function:
         lines.append(f"  declared: {r.declarations}")
     if r.convention_note:
@@ -217,11 +225,25 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     return "\n".join(lines)
 
 
+def _vec_line(r: Result, fmt: str) -> str:
+    f = "f" if not r.function.ndim else "F"
+    if r.vec is None:
+        return f"  vec form: none ({r.vec_reason})"
+    form = r.vec.in_style(fmt)
+    if r.order == 2:
+        return f"  vec form: d2{f} = vec(d{r.wrt})'*H*vec(d{r.wrt}), H = {form}   " \
+               f"({shape_text(r.vec.shape)})"
+    left = "df" if not r.function.ndim else "d vec(F)"
+    return f"  vec form: {left} = J d vec({r.wrt}), J = {form}   ({shape_text(r.vec.shape)})"
+
+
 def _as_json(r: Result, error: float | None) -> dict:
     return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
             "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
-            "unicode": r.unicode, "shape": list(r.shape), "convention": r.convention,
-            "convention_note": r.convention_note, "declared": r.declarations,
+            "unicode": r.unicode, "shape": [str(d) for d in r.shape], "layout": r.layout,
+            "vec": r.vec.text if r.vec else None, "vec_reason": r.vec_reason,
+            "convention": r.convention, "convention_note": r.convention_note,
+            "declared": r.declarations,
             "check_max_relative_error": None if error is None else float(error),
             "check_verdict": None if error is None else error.verdict,
             "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,

@@ -272,3 +272,8 @@ def test_params_round_trip_and_repr():
                           "n_init=3)"
     with pytest.raises(MatdiffError, match="no parameter 'n_clusters'"):
         model.set_params(n_clusters=2)
+
+
+def test_reachable_as_matdiff_em():
+    import matdiff
+    assert matdiff.em.GaussianMixture is GaussianMixture

@@ -122,6 +122,8 @@ def test_hessian_vector_product_on_symmetric_matrices():
     ("x'*A*x", "x", 2, None), (NLL, "S", 1, NLL_DECLARE), (NLL, "S", 2, NLL_DECLARE),
     ("tr(A*inv(X)*B)", "X", 1, None), ("x'*inv(A)*y", "x", 1, None),
     ("sum(exp(X))*eye + X", "X", 1, None), ("logdet(X)", "X", 2, None),
+    # two log-domain scalar groups built from one temporary node (interning is weak)
+    (GAUSSIAN, "S", 1, GAUSSIAN_DECLARE), (GAUSSIAN, "x", 1, GAUSSIAN_DECLARE),
 ])
 def test_compiled_agrees_with_the_interpreter(expr, wrt, order, declare):
     """Each planner identity (identities renamed or embedded, sums distributed, scalars moved,
@@ -133,6 +135,8 @@ def test_compiled_agrees_with_the_interpreter(expr, wrt, order, declare):
     fn = r.compile()
     for n in (3, 6):
         values = _point(r, rng, n)
+        if "k" in values:
+            values["k"] = float(n)
         assert relative_error(fn(**values), r.numpy()(**values)) < 1e-12, fn.source()
 
 

@@ -4,7 +4,9 @@ from fractions import Fraction
 
 import pytest
 
+from matdiff.core.ir import DimProduct
 from matdiff.syntax.parse import (
+    ARITY,
     FUNCTIONS,
     Binary,
     Call,
@@ -122,9 +124,18 @@ def test_two_character_operator_column_is_its_first_character() -> None:
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
 def test_every_function_parses(fn: str) -> None:
-    argument = "1" if fn in ("vector", "matrix") else "X"
+    arity = ARITY.get(fn, 1)
+    argument = "1" if fn in ("vector", "matrix") else ", ".join(["X"] * arity)
     node = parse_text(f"{fn}({argument})")
-    assert isinstance(node, Call) and node.fn == fn and len(node.args) == 1
+    assert isinstance(node, Call) and node.fn == fn
+    assert len(node.sizes if fn == "commutation" else node.args) == arity
+
+
+def test_sizes_may_be_products_of_dimensions() -> None:
+    node = parse_text("eye(2*m*n) + commutation(m, 3)")
+    eye, commutation = node.left, node.right
+    assert eye.sizes == (DimProduct((2, "m", "n")),) and commutation.sizes == ("m", 3)
+    assert to_text(node) == "eye(2*m*n) + commutation(m, 3)"
 
 
 def test_names_may_contain_digits_and_underscores() -> None:

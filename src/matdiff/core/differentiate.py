@@ -17,6 +17,7 @@ from .ir import (
     depends_on,
     einsum,
     identity_tangent,
+    merge,
     topological,
     zero,
 )
@@ -44,6 +45,8 @@ def derivative(f: Expr, x: Expr, direction: Expr | None = None) -> Expr:
             tangent[id(node)] = _sum_rule(node, [tangent[id(a)] for a in node.args])
         elif node.op == "einsum":
             tangent[id(node)] = _product_rule(node, [tangent[id(a)] for a in node.args], k)
+        elif node.op == "merge":  # linear: the variable's axes stay as they are
+            tangent[id(node)] = merge(tangent[id(node.args[0])], node.data + (1,) * k)
         else:
             primitive = PRIMITIVES[node.op]
             if not primitive.differentiable:

@@ -15,6 +15,9 @@ Structural ops:
     delta   the identity matrix (d, d)
     sum     a linear combination; data: coefficients, args: terms of one shape
     einsum  a contraction; data: (index tuple per factor, output indices)
+    merge   groups of consecutive axes flattened into one axis each, column-major (the first
+            axis of a group runs fastest, as vec stacks columns); data: the group sizes.
+            vec, kron and the commutation matrix are merges of contractions.
 
 Primitives (their facts, derivative and numerics stand together in ``PRIMITIVES``):
     pow (elementwise base ^ exponent, the exponent scalar or of the base's shape),
@@ -34,8 +37,57 @@ import numpy as np
 
 from .. import budget
 
-Dim = str | int
 Index = int
+
+
+@dataclass(frozen=True)
+class DimProduct:
+    """A dimension that is a product of others (the m*p rows of kron(A, B)): the size is all
+    that matters, so the factors are kept sorted, numbers first and folded into one."""
+
+    factors: tuple[str | int, ...]
+
+    def __str__(self) -> str:
+        return "*".join(str(f) for f in self.factors)
+
+
+Dim = str | int | DimProduct
+
+
+def dim_product(*dims: Dim) -> Dim:
+    """The product of dimensions in canonical form (an int or a name where it is one)."""
+    number, names = 1, []
+    for d in dims:
+        for f in (d.factors if isinstance(d, DimProduct) else (d,)):
+            if isinstance(f, int):
+                number *= f
+            else:
+                names.append(f)
+    names.sort()
+    if not names:
+        return number
+    if number == 1 and len(names) == 1:
+        return names[0]
+    return DimProduct(((number,) if number != 1 else ()) + tuple(names))
+
+
+def dim_names(d: Dim) -> tuple[str, ...]:
+    """The symbolic names a dimension's size depends on."""
+    if isinstance(d, DimProduct):
+        return tuple(f for f in d.factors if isinstance(f, str))
+    return (d,) if isinstance(d, str) else ()
+
+
+def dim_size(d: Dim, sizes) -> int:
+    """The size of a dimension given the sizes of the names (a mapping)."""
+    if isinstance(d, int):
+        return d
+    if isinstance(d, DimProduct):
+        total = 1
+        for f in d.factors:
+            total *= f if isinstance(f, int) else sizes[f]
+        return total
+    return sizes[d]
 
 
 class Expr:
@@ -64,6 +116,9 @@ class Expr:
             node.op, node.args, node.data, node.shape = op, args, data, shape
             node.cache = {}
             cls._interned[key] = node
+            kept = budget.arena.get()
+            if kept is not None:
+                kept.append(node)
         return node
 
     def __repr__(self) -> str:
@@ -163,6 +218,48 @@ def einsum(factors: Sequence[tuple[Expr, tuple[Index, ...]]], out: tuple[Index, 
     return Expr("einsum", tuple(x for x, _ in factors),
                 (tuple(tuple(idx) for _, idx in factors), tuple(out)),
                 tuple(dims[i] for i in out))
+
+
+def merge(x: Expr, groups: Sequence[int]) -> Expr:
+    """x with each group of consecutive axes flattened into one, column-major."""
+    groups = tuple(groups)
+    if sum(groups) != x.ndim or any(g < 1 for g in groups):
+        raise ValueError(f"merge(): groups {groups} do not cover {x.ndim} axes")
+    shape, start = [], 0
+    for g in groups:
+        shape.append(dim_product(*x.shape[start:start + g]))
+        start += g
+    return Expr("merge", (x,), groups, tuple(shape))
+
+
+def vec(x: Expr) -> Expr:
+    """The columns of a matrix stacked into one vector (a vector is its own vec)."""
+    return merge(x, (2,)) if x.ndim == 2 else x
+
+
+def kron_axes(a_axes: tuple[Index | None, Index | None],
+              b_axes: tuple[Index | None, Index | None]) -> tuple[tuple, tuple]:
+    """The output indices of kron(A, B) from the (row, column) indices of A and B (None for
+    the missing side of a vector): B's index runs fastest in each merged axis."""
+    rows = tuple(i for i in (b_axes[0], a_axes[0]) if i is not None)
+    cols = tuple(i for i in (b_axes[1], a_axes[1]) if i is not None)
+    return rows, cols
+
+
+def kron(a: Expr, a_axes: tuple, b: Expr, b_axes: tuple) -> Expr:
+    """kron(A, B), each operand with its (row, column) indices, 0..3, None for a missing side:
+    kron(A, B)[k + p*i, l + q*j] = A[i, j]*B[k, l] for a p×q matrix B."""
+    rows, cols = kron_axes(a_axes, b_axes)
+    outer = einsum([(a, tuple(i for i in a_axes if i is not None)),
+                    (b, tuple(i for i in b_axes if i is not None))], rows + cols)
+    return merge(outer, tuple(len(g) for g in (rows, cols) if g))
+
+
+def commutation(m: Dim, n: Dim) -> Expr:
+    """The commutation matrix K(m, n): K*vec(A) = vec(A') for an m×n matrix A."""
+    # rows are indexed by vec(A') (j + n*i), columns by vec(A) (i + m*j)
+    swap = einsum([(delta(n), (1, 3)), (delta(m), (0, 2))], (1, 0, 2, 3))
+    return merge(swap, (2, 2))
 
 
 def relabel(e: Expr, outer: Sequence, fresh: Iterator) -> dict[Index, object]:

@@ -37,6 +37,7 @@ from .ir import (
     index_counts,
     index_dims,
     matrix_power,
+    merge,
     num,
     ones,
     power,
@@ -75,6 +76,8 @@ def _simplify_node(node: Expr) -> Expr:
         return _canonical_sum(zip(node.data, args), node.shape)
     if node.op == "einsum":
         return _canonical_einsum(list(zip(args, node.data[0])), node.data[1], node.shape)
+    if node.op == "merge":
+        return _canonical_merge(args[0], node.data, node.shape)
     if not args:
         return node
     rebuilt = Expr(node.op, args, node.data, node.shape)
@@ -135,6 +138,30 @@ def split_coefficient(e: Expr) -> tuple[Fraction, Expr]:
 
 
 # ----------------------------------------------------------------------------------------------
+# merged axes (vec, kron)
+# ----------------------------------------------------------------------------------------------
+
+
+def _canonical_merge(x: Expr, groups: tuple[int, ...], shape: tuple[Dim, ...]) -> Expr:
+    """Merges of single axes vanish, merges of merges are one, and a merge of a sum is the sum
+    of the merges (so each term of a derivative shows its own Kronecker structure)."""
+    if all(g == 1 for g in groups):
+        return x
+    if x.op == "zero":
+        return zero(shape)
+    if x.op == "merge":
+        inner, combined, start = x.data, [], 0
+        for g in groups:
+            combined.append(sum(inner[start:start + g]))
+            start += g
+        return _simplified(merge(x.args[0], combined))
+    if x.op == "sum":
+        return _canonical_sum([(c, _simplified(merge(t, groups)))
+                               for c, t in zip(x.data, x.args)], shape)
+    return merge(x, groups)
+
+
+# ----------------------------------------------------------------------------------------------
 # contractions
 # ----------------------------------------------------------------------------------------------
 
@@ -146,6 +173,7 @@ MAX_DISTRIBUTED_PRODUCT = 10_000
 
 def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
                       shape: tuple[Dim, ...]) -> Expr:
+    budget.check_time("simplifying")  # distributing a sum simplifies each term in here
     dims = index_dims(factors)
     coef, flat = Fraction(1), factors
     while True:
@@ -156,6 +184,7 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
         changed = _eliminate_identities(flat, out, dims)
         changed = _cancel_inverses(flat, out) or changed
         changed = _merge_powers(flat) or changed
+        changed = _split_merged_indices(flat, out, dims) or changed
         changed = _merge_matrix_powers(flat, out) or changed
         if not changed:
             break
@@ -301,6 +330,49 @@ def _cancel_inverses(flat: list[Factor], out: tuple[Index, ...]) -> bool:
     return False
 
 
+def _split_merged_indices(flat: list[Factor], out: tuple[Index, ...],
+                          dims: dict[Index, Dim]) -> bool:
+    """A summed index that only merged axes of the same inner dimensions carry is summed over
+    those dimensions instead: vec(X)'*vec(Y) is sum(X.*Y), kron(A, B) meets vec(X) entrywise."""
+    summed = sorted({i for _, idx in flat for i in idx} - set(out))
+    for c in summed:
+        inner_dims, sites = None, []
+        for n, (x, idx) in enumerate(flat):
+            if c not in idx:
+                continue
+            if x.op != "merge":
+                break
+            for pos, i in enumerate(idx):
+                if i == c:
+                    start = sum(x.data[:pos])
+                    inner = x.args[0].shape[start:start + x.data[pos]]
+                    if inner_dims not in (None, inner):
+                        break
+                    inner_dims = inner
+            else:
+                sites.append(n)
+                continue
+            break
+        else:
+            if inner_dims is None or len(inner_dims) < 2:
+                continue
+            fresh = list(range(1 + max(dims), 1 + max(dims) + len(inner_dims)))
+            dims.update(zip(fresh, inner_dims))
+            for n in sites:
+                x, idx = flat[n]
+                groups, new_idx = [], []
+                for g, i in zip(x.data, idx):
+                    if i == c:
+                        groups += [1] * g
+                        new_idx += fresh
+                    else:
+                        groups.append(g)
+                        new_idx.append(i)
+                flat[n] = (_simplified(merge(x.args[0], groups)), tuple(new_idx))
+            return True
+    return False
+
+
 def _merge_powers(flat: list[Factor]) -> bool:
     """b^p * b^q = b^(p+q) for scalar factors, and for array factors on the same indices when
     one is a power already (x'*x stays a dot product, not sum(x.^2))."""
@@ -324,27 +396,35 @@ def _merge_powers(flat: list[Factor]) -> bool:
 
 
 def _merge_matrix_powers(flat: list[Factor], out: tuple[Index, ...]) -> bool:
-    """A^p * A^q = A^(p+q) along a summed index that only these two carry, when one of them
-    is a power already (A*A stays a product, as written)."""
+    """A^p * A^q = A^(p+q) along a summed index that only these two carry: runs of one base in
+    a chain become one power (A*A*A is A^3), in one pass however long the chain."""
     count = _occurrences(flat, out)
     row_of: dict[Index, int] = {}
     for n, (x, idx) in enumerate(flat):
         if x.ndim == 2 and idx[0] != idx[1] and count[idx[0]] == 2 and idx[0] not in out:
             row_of[idx[0]] = n
-    for n, (x, idx) in enumerate(flat):
-        if x.ndim != 2 or idx[0] == idx[1]:
+    gone: set[int] = set()
+    changed = False
+    for n in range(len(flat)):
+        if n in gone or flat[n][0].ndim != 2 or flat[n][1][0] == flat[n][1][1]:
             continue
-        m = row_of.get(idx[1])
-        if m is None or m == n or flat[m][1][1] == idx[1]:
-            continue
-        (base, p), (other, q) = _power_of(x), _power_of(flat[m][0])
-        if base is not other:
-            continue
-        merged = _simplified(matrix_power(base, p + q))
-        flat[n] = (merged, (idx[0], flat[m][1][1]))
+        base, p = _power_of(flat[n][0])
+        row, col = flat[n][1]
+        while True:
+            m = row_of.get(col)
+            if m is None or m == n or m in gone or flat[m][1][1] in (col, row):
+                break
+            other, q = _power_of(flat[m][0])
+            if other is not base:
+                break
+            gone.add(m)
+            p, col = p + q, flat[m][1][1]
+            changed = True
+        if p != _power_of(flat[n][0])[1]:
+            flat[n] = (_simplified(matrix_power(base, p)), (row, col))
+    for m in sorted(gone, reverse=True):
         del flat[m]
-        return True
-    return False
+    return changed
 
 
 def _power_of(x: Expr) -> tuple[Expr, int]:

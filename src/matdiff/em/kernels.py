@@ -75,7 +75,10 @@ def features(t, kind: str, out=None):
     if kind == "diag":
         return np.multiply(t, t, out=out)
     if kind == "spherical":
-        return np.einsum("ib,ib->b", t, t)[None, :]
+        if out is None:
+            return np.einsum("ib,ib->b", t, t)[None, :]
+        np.einsum("ib,ib->b", t, t, out=out[0])
+        return out
     out = np.empty((d * (d + 1) // 2, n), dtype=t.dtype) if out is None else out
     row = 0
     for j in range(d):  # the triangle's row j: t_j * t_j..d
@@ -129,26 +132,27 @@ def _log_normalise(log_p):
 
 
 class _Blocks:
-    """The rows of X in blocks, shifted and transposed into reused buffers (d, B) and phi
-    (F, B): the working set of one block stays in cache."""
+    """The rows of X in blocks, shifted and transposed into one reused buffer z (F + d, B):
+    phi(t) on top of t, so that one product gives all log-densities (A|B) @ z and one gives
+    all statistics r @ z'; the working set of a block stays in cache."""
 
     def __init__(self, X, kind: str, shift: np.ndarray):
         self.X, self.kind = X, kind
         d = X.shape[1]
-        width = feature_count(d, kind)
-        self.step = max(256, BLOCK_BYTES // (X.dtype.itemsize * width))
+        self.width = feature_count(d, kind)
+        self.step = max(256, BLOCK_BYTES // (X.dtype.itemsize * (self.width + d)))
         self.shift = np.asarray(shift, dtype=X.dtype)[:, None]
-        self.t = np.empty((d, self.step), dtype=X.dtype)
-        self.phi = np.empty((width, self.step), dtype=X.dtype)
+        self.z = np.empty((self.width + d, self.step), dtype=X.dtype)
 
     def __iter__(self):
         for start in range(0, self.X.shape[0], self.step):
             block = self.X[start:start + self.step]
             n = block.shape[0]
-            t = self.t[:, :n]
+            z = self.z[:, :n]
+            phi, t = z[:self.width], z[self.width:]
             np.subtract(block.T, self.shift, out=t)
-            phi = self.phi[:, :n] if self.kind in ("full", "tied") else None
-            yield start, n, t, features(t, self.kind, phi)
+            features(t, self.kind, phi)
+            yield start, n, t, phi, z
 
 
 def accumulate(X, p: Params, shift: np.ndarray, threads: int | None = None) -> Stats:
@@ -177,18 +181,29 @@ def _accumulate(X, p: Params, shift: np.ndarray) -> Stats:
     A, B, c = (np.asarray(a.T, dtype=X.dtype, order="C") for a in quadratic_form(p, shift))
     c = c[:, None]
     K, d = p.means.shape
+    F = A.shape[1]
+    tied = p.kind == "tied"
+    AB = None if tied else np.concatenate([A, B], axis=1)  # tied: one shared quadratic row
     nk, first = np.zeros(K), np.zeros((K, d))
-    second = np.zeros((1 if p.kind == "tied" else K, A.shape[1]))
+    second = np.zeros((1 if tied else K, F))
     total = 0.0
-    for _, _, t, phi in _Blocks(X, p.kind, shift):
-        log_p = B @ t
-        log_p += A @ phi
+    for _, _, t, phi, z in _Blocks(X, p.kind, shift):
+        if tied:
+            log_p = B @ t
+            log_p += A @ phi
+        else:
+            log_p = AB @ z
         log_p += c
         log_norm, r = _log_normalise(log_p)
         total += float(np.sum(log_norm))
         nk += np.sum(r, axis=1)
-        first += r @ t.T
-        second += np.sum(phi, axis=1)[None, :] if p.kind == "tied" else r @ phi.T
+        if tied:
+            first += r @ t.T
+            second += np.sum(phi, axis=1)[None, :]
+        else:
+            moments = r @ z.T                                   # (K, F + d)
+            second += moments[:, :F]
+            first += moments[:, F:]
     return Stats(X.shape[0], total, nk, first, second)
 
 
@@ -197,7 +212,7 @@ def responsibility_stats(X, resp: np.ndarray, kind: str, shift: np.ndarray) -> S
     K, d = resp.shape[1], X.shape[1]
     nk, first = np.zeros(K), np.zeros((K, d))
     second = np.zeros((1 if kind == "tied" else K, feature_count(d, kind)))
-    for start, n, t, phi in _Blocks(X, kind, shift):
+    for start, n, t, phi, _ in _Blocks(X, kind, shift):
         r = np.asarray(resp[start:start + n].T, dtype=X.dtype)
         nk += np.sum(r, axis=1)
         first += r @ t.T
@@ -210,7 +225,7 @@ def weighted_log_prob(X, p: Params) -> np.ndarray:
     shift = np.average(p.means, axis=0, weights=p.weights)
     A, B, c = (np.asarray(a.T, dtype=X.dtype, order="C") for a in quadratic_form(p, shift))
     out = np.empty((X.shape[0], p.means.shape[0]), dtype=X.dtype)
-    for start, n, t, phi in _Blocks(X, p.kind, shift):
+    for start, n, t, phi, _ in _Blocks(X, p.kind, shift):
         out[start:start + n] = (A @ phi + B @ t + c[:, None]).T
     return out
 

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..api import parse
-from ..numeric.codegen import compile_numpy
-from ..syntax.parse import parse_typed
+from ..api import evaluate
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -85,9 +83,3 @@ UPDATES: dict[str, dict[str, Update]] = {
     },
 }
 
-
-def evaluate(formula: str, declare: str, **arrays: np.ndarray | float) -> np.ndarray:
-    """A formula's value, through matdiff's own parser and code generator."""
-    _, variables = parse_typed(formula, declare)
-    shapes = {name: d.shape for name, d in variables.items()}
-    return compile_numpy(parse(formula, declare), shapes)(**arrays)

@@ -75,6 +75,12 @@ def raise_expr(e: Expr, reading_order: dict[str, int] | None = None):
                            "through numpy() and check()") from None
 
 
+def matrix_raiser(reading_order: dict[str, int] | None = None):
+    """A function from an IR expression of at most two axes to its matrix notation (raising
+    NoMatrixForm where it has none), sharing its work across calls."""
+    return _Raiser(reading_order or {}).raise_
+
+
 class _Raiser:
     def __init__(self, reading_order: dict[str, int]):
         self.memo: dict[Expr, object] = {}
@@ -113,11 +119,27 @@ class _Raiser:
             return self._contraction(e)
         if op == "pow":
             return self._power(e)
+        if op == "merge":
+            return self._merged(e)
         if op == "mpow":
             return Power(self.raise_(e.args[0]), Num(e.args[1].data), False)
         if e.ndim > 2 or any(a.ndim > 2 for a in e.args):
             raise NoMatrixForm
         return Call(op, tuple(self.raise_(a) for a in e.args))
+
+    def _merged(self, e: Expr):
+        """vec(X), or a Kronecker form of a tensor with merged axes."""
+        from .kron import NoKroneckerForm, kron_form  # kron raises its operands through here
+
+        (x,) = e.args
+        if e.data == (2,):
+            return Call("vec", (self.raise_(x),))
+        if len(e.data) != 2 or max(e.data) > 2:
+            raise NoMatrixForm
+        try:
+            return kron_form(x, e.data[0], e.data[1], self.raise_)
+        except NoKroneckerForm:
+            raise NoMatrixForm from None
 
     def _power(self, e: Expr):
         base, exponent = e.args
@@ -560,7 +582,7 @@ def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = Fal
         return Power(_index_note(base, labels, raiser, summed),
                      _index_note(exponent, labels if exponent.ndim else (), raiser, summed),
                      False)
-    if PRIMITIVES[e.op].elementwise:  # pow was handled above
+    if e.op in PRIMITIVES and PRIMITIVES[e.op].elementwise:  # pow was handled above
         return Call(e.op, (_index_note(e.args[0], labels, raiser, summed),))
     raise NoMatrixForm
 

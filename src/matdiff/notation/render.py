@@ -49,14 +49,16 @@ UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
 # the primitives say how they print; the rest are sugar that raising writes back
 _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isalpha()} | {
     "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
-    "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}"}
+    "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}",
+    "vec": r"\operatorname{vec}"}
 _DIRECTION = re.compile(r"d([A-Za-z]|" + "|".join(LETTER_OF) + r")(?:_(\d+))?")  # dX, dSigma
+_SUBSCRIPT = dict(zip("0123456789aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+_SIZED_SYMBOLS = {"eye": "I", "commutation": "K"}
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
 
 
-_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def _latex_name(name: str) -> str:
@@ -79,7 +81,7 @@ def _unicode_name(name: str) -> str:
     if not underscore:
         return head
     tail = LETTER_OF.get(tail, tail)
-    return head + (tail.translate(_SUBSCRIPT) if tail.isdigit() else "_" + tail)
+    return head + ("".join(_SUBSCRIPT[c] for c in tail) if tail.isdigit() else "_" + tail)
 
 
 def render(node, style: Style = TEXT) -> str:
@@ -163,6 +165,12 @@ class _Printer:
         args = ", ".join(self.show(a) for a in node.args)
         if s is TEXT:
             return f"{node.fn}({args})", ATOM
+        if node.fn in _SIZED_SYMBOLS:  # eye(n) is I_n, commutation(m, n) is K_{m,n}
+            return self.sized(_SIZED_SYMBOLS[node.fn], [a.name for a in node.args]), ATOM
+        if node.fn == "kron":
+            left, right = (self.at_least(a, POSTFIX) for a in node.args)
+            times = r" \otimes " if s is LATEX else " ⊗ "
+            return f"{left}{times}{right}", PRODUCT
         (arg,) = node.args
         if node.fn == "inv":
             mark = PRIMITIVES["inv"].latex if s is LATEX else "⁻¹"
@@ -173,6 +181,13 @@ class _Printer:
             return rf"\left|{args}\right|", ATOM
         name = _LATEX_FUNCTIONS.get(node.fn, node.fn) if s is LATEX else node.fn
         return f"{name}{s.lparen}{args}{s.rparen}", ATOM
+
+    def sized(self, symbol: str, dims: list[str]) -> str:
+        if self.s is LATEX:
+            return f"{symbol}_{{{','.join(d.replace('*', '') for d in dims)}}}"
+        if all(c in _SUBSCRIPT for d in dims for c in d) and len(dims) == 1:
+            return symbol + "".join(_SUBSCRIPT[c] for c in dims[0])
+        return f"{symbol}({', '.join(dims)})"
 
     def p_Transpose(self, node: Transpose) -> tuple[str, int]:
         s = self.s

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .. import budget
-from ..core.ir import Dim
+from ..core.ir import Dim, dim_names, dim_size
 from ..errors import MatdiffError
 
 STEP = 1e-3                                   # 4-point stencil: error O(STEP^4)
@@ -33,11 +33,12 @@ def draw_point(shapes: Mapping[str, tuple[Dim, ...]], props: Mapping[str, frozen
     dims: dict[Dim, int] = {}
     for shape in shapes.values():
         for d in shape:
-            if isinstance(d, str) and d not in dims:
-                dims[d] = int(rng.integers(2, 5))
+            for name in dim_names(d):
+                if name not in dims:
+                    dims[name] = int(rng.integers(2, 5))
     values = {}
     for name, shape in shapes.items():
-        concrete = tuple(d if isinstance(d, int) else dims[d] for d in shape)
+        concrete = tuple(dim_size(d, dims) for d in shape)
         values[name] = _draw(concrete, props.get(name, frozenset()), rng, positive)
     return values
 
@@ -129,7 +130,7 @@ def _judge(d0: np.ndarray, coarse: np.ndarray, fine: np.ndarray, f_scale: float,
     differences to have settled and the derivative to agree, both to within TOLERANCE or the
     rounding (so a zero derivative of a large expression is not called wrong for the noise
     around it); "mismatch" asks the disagreement to dwarf the differences' own error."""
-    rounding = ROUNDING * f_scale / step
+    rounding = (ROUNDING * f_scale + TINY) / step
     truncation = np.abs(coarse - fine)
     diff = np.abs(d0 - fine)
     scale = max(float(np.max(np.abs(d0), initial=0.0)), float(np.max(np.abs(fine), initial=0.0)))
@@ -150,6 +151,7 @@ TOLERANCE = 1e-6    # relative agreement asked of a derivative
 SAFETY = 10.0       # how far past their own error estimate differences are trusted
 RELIABLE = 100.0    # a disagreement this many estimates large is the derivative's fault
 ROUNDING = 1e-15    # relative rounding of one evaluation of f, times the stencil's weights
+TINY = 1e-290       # below this floats lose their relative precision (subnormals)
 STEPS = (STEP, STEP / 10, STEP / 100)  # smaller steps for functions that vary fast
 
 

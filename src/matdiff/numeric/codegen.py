@@ -14,7 +14,16 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .. import budget
-from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, topological
+from ..core.ir import (
+    PRIMITIVES,
+    Dim,
+    DimProduct,
+    Expr,
+    dim_names,
+    dim_size,
+    shape_text,
+    topological,
+)
 from ..errors import MatdiffError
 from .values import as_value
 
@@ -38,8 +47,8 @@ def compile_numpy(root: Expr, shapes: Mapping[str, tuple[Dim, ...]],
     slot = {id(n): k for k, n in enumerate(nodes)}
     steps = [(_step(n), tuple(slot[id(a)] for a in n.args)) for n in nodes]
     needed = {n.data[0] for n in nodes if n.op == "var"}
-    needed_dims = {d for n in nodes for d in n.shape if isinstance(d, str)}
-    needed_dims |= {n.data for n in nodes if n.op == "dim"}
+    needed_dims = {name for n in nodes for d in n.shape for name in dim_names(d)}
+    needed_dims |= {name for n in nodes if n.op == "dim" for name in dim_names(n.data)}
     node_shapes = {n.shape for n in nodes}
     known = None if declared is None else set(shapes) | set(declared)
     props = props or {}
@@ -100,6 +109,8 @@ def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]],
             raise MatdiffError(f"{name} should have {len(shape)} axes "
                                f"({shape_text(shape)}), got an array of shape {value.shape}")
         for d, n in zip(shape, value.shape):
+            if isinstance(d, DimProduct):  # its factors are bound by other axes
+                continue
             expected = d if isinstance(d, int) else dims.setdefault(d, n)
             if expected != n:
                 raise MatdiffError(f"{name} has shape {value.shape}, but dimension {d} is "
@@ -109,7 +120,17 @@ def _bind(arrays: Mapping[str, object], shapes: Mapping[str, tuple[Dim, ...]],
 
 
 def _size(dims: Mapping[Dim, int], d: Dim) -> int:
-    return d if isinstance(d, int) else dims[d]
+    return dim_size(d, dims)
+
+
+def _merge(array: np.ndarray, groups: tuple[int, ...]) -> np.ndarray:
+    """Each group of axes flattened column-major: C order after reversing each group."""
+    axes, shape, start = [], [], 0
+    for g in groups:
+        axes.extend(range(start + g - 1, start - 1, -1))
+        shape.append(int(np.prod(array.shape[start:start + g], dtype=int)))
+        start += g
+    return np.transpose(array, axes).reshape(shape)
 
 
 def _step(node: Expr) -> Callable:
@@ -121,7 +142,7 @@ def _step(node: Expr) -> Callable:
         return lambda values, dims: np.pi
     if op == "dim":
         d = node.data
-        return lambda values, dims: float(dims[d])
+        return lambda values, dims: float(_size(dims, d))
     if op == "var":
         name = node.data[0]
         return lambda values, dims: values[name]
@@ -139,6 +160,9 @@ def _step(node: Expr) -> Callable:
         return lambda values, dims, *terms: sum(c * t for c, t in zip(coefs, terms))
     if op == "einsum":
         return _einsum_step(node)
+    if op == "merge":
+        groups = node.data
+        return lambda values, dims, array: _merge(np.asarray(array), groups)
     fn = PRIMITIVES[op].numpy
     return lambda values, dims, *args: fn(*args)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from .. import budget
 from ..core.ir import Dim, Expr
 from ..errors import MatdiffError
 from .emit import BACKENDS, Function, build, module_source, parameters
@@ -45,7 +46,8 @@ class Compiled:
 
     def function(self, sizes: Mapping[str, int], documented: bool = True) -> Function:
         """The planned function; its docstring (the formula, costly to print) on request."""
-        program = lower_program(self.roots, sizes)
+        with budget.request():  # keeps the nodes planning builds alive while it runs
+            program = lower_program(self.roots, sizes)
         doc = (self.doc() if callable(self.doc) else self.doc) if documented else ""
         return Function(self.name, program, self.shapes, doc)
 

@@ -81,7 +81,9 @@ def is_posdef(a: Expr) -> bool:
 class _Lowering:
     def __init__(self, roots: Sequence[Expr], sizes: dict[str, int]):
         self.sizes = sizes
-        self.memo: dict[int, Expr] = {}
+        # keyed by the nodes themselves: the interning table is weak, so a key must keep its
+        # node alive (an id could be reused by a later node)
+        self.memo: dict[Expr, Expr] = {}
         self.uses: Counter[int] = Counter()
         nodes = []
         seen: set[int] = set()
@@ -107,9 +109,9 @@ class _Lowering:
         return node.op == "einsum" and id(node) in self.sum_terms and self._single_use(node)
 
     def lower(self, node: Expr) -> Expr:
-        done = self.memo.get(id(node))
+        done = self.memo.get(node)
         if done is None:
-            done = self.memo[id(node)] = self._lower(node)
+            done = self.memo[node] = self._lower(node)
         return done
 
     def _lower(self, node: Expr) -> Expr:
@@ -145,7 +147,7 @@ class _Lowering:
         return add(lowered)
 
     def _single_use(self, t: Expr) -> bool:
-        return id(t) not in self.memo and self.uses[id(t)] <= 1
+        return t not in self.memo and self.uses[id(t)] <= 1
 
     # contractions ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ def lower(root: Node, variables: dict[str, Decl]) -> Expr:
         if isinstance(node, Binary) and node.op in ("+", "-"):
             # a + b - c + ... gathers its terms first: one sum node, built once
             left, right = value.pop(id(node.left)), _built(value.pop(id(node.right)))
+            left = _built(left) if isinstance(left, _Chain) else left
             if node.shape and not node.left.shape:  # scalar + array: the scalar fills it
                 left = ir.broadcast(_built(left), node.shape)
             if node.shape and not node.right.shape:
@@ -32,12 +33,60 @@ def lower(root: Node, variables: dict[str, Decl]) -> Expr:
             terms.append((1 if node.op == "+" else -1, right))
             value[id(node)] = terms
             continue
+        if isinstance(node, Binary) and node.op == "*":
+            left = value.pop(id(node.left))
+            chain = _extended(left, node, value[id(node.right)])
+            if chain is not None:
+                value.pop(id(node.right))
+                value[id(node)] = chain
+                continue
+            value[id(node.left)] = _built(left)
         args = [_built(value.pop(id(c))) for c in children(node)]
         value[id(node)] = _lower_node(node, args, variables)
     return _built(value[id(root)])
 
 
+class _Chain(list):
+    """A run of matrix products A*B*C*... gathered first and built as one contraction (built
+    pairwise, each level would re-flatten all the factors before it: quadratic)."""
+
+    row: Expr | None = None      # a row vector in front: x'*A*B
+    column: Expr | None = None   # a column vector at the end: A*B*x
+
+
+def _extended(left, node: Binary, right) -> _Chain | None:
+    if isinstance(left, _Chain) and left.column is None and isinstance(right, Expr):
+        if right.ndim == 2:
+            left.append(right)
+            return left
+        if right.ndim == 1 and not node.right.row:
+            left.column = right
+            return left
+        return None
+    left = _built(left)
+    if not isinstance(right, Expr) or right.ndim != 2:
+        return None
+    if left.ndim == 2:
+        return _Chain([left, right])
+    if left.ndim == 1 and node.left.row:
+        chain = _Chain([right])
+        chain.row = left
+        return chain
+    return None
+
+
 def _built(v: Expr | list) -> Expr:
+    if isinstance(v, _Chain):
+        factors, start = [], 0
+        if v.row is not None:
+            factors.append((v.row, (0,)))
+        for k, m in enumerate(v):
+            factors.append((m, (k, k + 1)))
+        end = len(v)
+        if v.column is not None:
+            factors.append((v.column, (end,)))
+        out = tuple(i for i, free in ((start, v.row is None), (end, v.column is None)) if free)
+        return einsum(factors, out)
     return ir.add(v) if isinstance(v, list) else v
 
 
@@ -90,6 +139,15 @@ def _product(node: Binary, a: Expr, b: Expr) -> Expr:
     return einsum([(a, (0,)), (b, (1,))], (0, 1))  # column * row: outer product
 
 
+def _kron_axes(node: Node, first: int) -> tuple:
+    """(row index, column index) of a kron operand, None for the side a vector lacks."""
+    if len(node.shape) == 2:
+        return first, first + 1
+    if len(node.shape) == 1:
+        return (None, first + 1) if node.row else (first, None)
+    return None, None
+
+
 def _matrix_power(a: Expr, k: int) -> Expr:
     budget.check("power", k, f"the matrix power {k}")
     return ir.matrix_power(a, k)
@@ -107,7 +165,14 @@ def _call(node: Call, args: list[Expr]) -> Expr:
         return ir.delta(node.shape[0])
     if fn in ("vector", "matrix"):
         return ir.broadcast(num(node.args[0].value), node.shape)
+    if fn == "commutation":
+        return ir.commutation(*node.sizes)
+    if fn == "kron":
+        (a, b), (left, right) = args, node.args
+        return ir.kron(a, _kron_axes(left, 0), b, _kron_axes(right, 2))
     (x,) = args
+    if fn == "vec":
+        return ir.vec(x)
     every = tuple(range(x.ndim))
     if fn in ir.PRIMITIVES:
         return ir.apply(fn, x)

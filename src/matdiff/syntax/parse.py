@@ -16,6 +16,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .. import budget
+from ..core.ir import dim_product
 from ..errors import MatdiffError
 from .greek import ascii_name
 
@@ -25,11 +26,14 @@ if TYPE_CHECKING:
 _CHAINS = ({"+", "-"}, {"*", "/", ".*", "./"})  # a + b + c is a chain, not nesting
 
 FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp", "log", "sin",
-             "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix")
+             "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix", "vec",
+             "kron", "commutation")
 CONSTANTS = ("pi", "eye")
 FILLED = ("vector", "matrix")  # vector(c) / matrix(c): filled with the literal c, size from context
 # eye(n), vector(c, n), matrix(c, m, n): the size stated, for where nothing around implies it
 SIZE_COUNT = {"eye": 1, "vector": 1, "matrix": 2}
+ARITY = {"kron": 2, "commutation": 2}  # arguments (sizes for commutation); others take one
+# commutation(m, n): K*vec(A) = vec(A') for an m×n matrix A; its arguments are sizes
 
 
 # --- the tree -----------------------------------------------------------------------------------
@@ -136,6 +140,12 @@ class _BuildTree(Transformer):
                 raise MatdiffError(f"eye takes one size, not {len(args)}", column=_column(fn),
                                    hint="write eye(n), or eye alone where the size is implied")
             return Call(pos=_column(fn), fn="eye", sizes=_sizes(args))
+        if fn == "commutation":
+            if len(args) != 2:
+                raise MatdiffError(f"commutation takes two sizes, not {len(args)}",
+                                   column=_column(fn), hint="write commutation(m, n) for the "
+                                   "matrix K with K*vec(A) = vec(A') for an m×n matrix A")
+            return Call(pos=_column(fn), fn="commutation", sizes=_sizes(args))
         if fn in CONSTANTS:
             raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn))
         if fn not in FUNCTIONS:
@@ -144,7 +154,9 @@ class _BuildTree(Transformer):
         if fn in FILLED and len(args) == 1 + SIZE_COUNT[fn]:
             return Call(pos=_column(fn), fn=str(fn), args=[_literal_fill_value(fn, args[0])],
                         sizes=_sizes(args[1:]))
-        if len(args) != 1:
+        if fn == "kron" and len(args) != 2:
+            raise MatdiffError(f"kron takes two arguments, not {len(args)}", column=_column(fn))
+        if len(args) != 1 and fn != "kron":
             sized = (f" (or {fn}(c, {', '.join('mn'[:SIZE_COUNT[fn]])}) with its size)"
                      if fn in FILLED else "")
             raise MatdiffError(f"{fn} takes one argument{sized}, not {len(args)}",
@@ -167,13 +179,16 @@ class _BuildTree(Transformer):
 
 
 def _sizes(args: list[Node]) -> tuple:
-    """Dimension names or positive integers, as in eye(n) or matrix(0, 2, k)."""
+    """Dimension names or positive integers, as in eye(n) or matrix(0, 2, k), or products of
+    them, as in eye(m*n)."""
     sizes = []
     for arg in args:
         if isinstance(arg, Name) and arg.name not in CONSTANTS:
             sizes.append(arg.name)
         elif isinstance(arg, Num) and arg.value.denominator == 1 and arg.value > 0:
             sizes.append(int(arg.value))
+        elif isinstance(arg, Binary) and arg.op == "*":
+            sizes.append(dim_product(*_sizes([arg.left]), *_sizes([arg.right])))
         else:
             raise MatdiffError("a size is a dimension name or a positive whole number",
                                column=arg.pos, hint="as in eye(n) or vector(1, 3)")

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .. import budget
+from ..core.ir import DimProduct, dim_names, dim_product
 from ..errors import MatdiffError
 from .greek import ascii_name
 from .parse import (
@@ -29,6 +31,7 @@ from .parse import (
     to_text,
 )
 
+RESERVED_NAMES = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 PROPERTIES = ("symmetric", "posdef", "diagonal", "invertible", "positive")
 _IMPLIED = {"posdef": {"symmetric", "invertible"}, "diagonal": {"symmetric"}}
 _NEEDS_SQUARE = {"symmetric", "posdef", "diagonal", "invertible"}
@@ -107,7 +110,7 @@ def _check_variable_name(name: str, quoted: str, column: int | None, source: str
                            column=column, source=source)
 
 
-_TYPE_TOKEN = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\d+)|(\S))")
+_TYPE_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|([0-9]+)|(\S))")  # ASCII only
 
 
 def _parse_type(text: str, offset: int, quoted: str,
@@ -144,6 +147,14 @@ def _parse_type(text: str, offset: int, quoted: str,
             if position >= len(tokens) or tokens[position][1] == symbol:
                 raise fail("expected a dimension", column_of(position))
             dim, kind, column = tokens[position]
+            if kind == number and len(dim) > 12:
+                raise fail(f"dimension {dim[:12]}... is too large", column)
+            if kind == number and int(dim) > budget.current().dimension:
+                raise budget.LimitError(f"dimension {dim} in {quoted} is over the limit",
+                                        "dimension", column=column, source=source)
+            if kind == word and dim in RESERVED_NAMES:
+                raise fail(f"'{dim}' cannot name a dimension: it is a function or constant",
+                           column, "choose another name, such as n or k")
             if kind == number and int(dim) == 0:
                 raise fail("dimensions must be positive", column)
             if kind == word and not _NAME.fullmatch(dim):
@@ -191,9 +202,12 @@ def _declaration_from_dict_entry(name: object, value: object) -> Decl:
                                "('m', 'n'); a dimension is a name or a positive integer")
         props = value.get("props", ())
         props = props.split() if isinstance(props, str) else props
-        unknown = [prop for prop in props if prop not in PROPERTIES]
+        if not isinstance(props, (list, tuple, set, frozenset)):
+            raise MatdiffError(f"props of {name} must be text or a list of properties, not "
+                               f"{type(props).__name__}")
+        unknown = [prop for prop in props if not isinstance(prop, str) or prop not in PROPERTIES]
         if unknown:
-            raise MatdiffError(f"unknown property '{unknown[0]}' for {name}",
+            raise MatdiffError(f"unknown property {unknown[0]!r} for {name}",
                                hint="known properties: " + ", ".join(PROPERTIES))
         return _make_decl(name, tuple(shape), dict.fromkeys(props), None, None)
     raise MatdiffError(f"cannot read the declaration of {name}: {value!r}",
@@ -201,8 +215,11 @@ def _declaration_from_dict_entry(name: object, value: object) -> Decl:
 
 
 def _is_dimension(dim: object) -> bool:
-    if isinstance(dim, bool):
+    if isinstance(dim, bool) or dim in RESERVED_NAMES:
         return False
+    if isinstance(dim, int) and dim > budget.current().dimension:
+        raise budget.LimitError(f"dimension {budget.shorten(str(dim), 30)} is over the limit",
+                                "dimension")
     return dim is None or (isinstance(dim, int) and dim > 0) or (
         isinstance(dim, str) and bool(_NAME.fullmatch(dim)))
 
@@ -264,6 +281,34 @@ class _Dimensions:
             self._fixed[value] = dim
         return dim
 
+    def product(self, dims: list[int]) -> int:
+        """A dimension that is the product of others (kron, vec); a single one is itself."""
+        dims = [d for d in dims if d != _ONE]
+        if len(dims) == 1:
+            return dims[0]
+        dim = len(self._parent)
+        self._parent.append(dim)
+        self._size.append(1)
+        self._value.append(_Product(tuple(dims)))
+        return dim
+
+    def _same_value(self, a: object, b: object) -> bool:
+        """Two fixed values that may stand in one class: equal, products of the same classes,
+        or products whose factors are known and multiply to the same (3*3 is 9)."""
+        if isinstance(a, _Product) and isinstance(b, _Product) and sorted(
+                map(self.find, a.factors)) == sorted(map(self.find, b.factors)):
+            return True
+        a, b = self._known(a), self._known(b)
+        return a is not None and a == b
+
+    def _known(self, value: object) -> object:
+        """A fixed value, a product resolved to dim_product of its factors' values, or None
+        while a factor is unknown."""
+        if not isinstance(value, _Product):
+            return value
+        factors = [self._known(self.value(f)) for f in value.factors]
+        return None if None in factors else dim_product(*factors)
+
     def find(self, dim: int) -> int:
         while self._parent[dim] != dim:
             dim = self._parent[dim]
@@ -276,13 +321,23 @@ class _Dimensions:
         return set(self._fixed)
 
     def unify(self, *pairs: tuple[int, int]) -> bool:
-        """Merge each pair; if any pair holds two different fixed values, merge none."""
+        """Merge each pair; if any pair holds two different fixed values, merge none.
+
+        Two products of as many factors, not yet known to be equal, are equal factor by factor
+        in merge order (kron(B', A)*vec(X): A's columns are X's rows)."""
         undo: list[tuple[int, int, str | int | None]] = []
-        for a, b in pairs:
+        work = list(pairs)
+        while work:
+            a, b = work.pop(0)
             a, b = self.find(a), self.find(b)
             if a == b:
                 continue
-            if None not in (self._value[a], self._value[b]):
+            va, vb = self._value[a], self._value[b]
+            if None not in (va, vb) and not self._same_value(va, vb):
+                if isinstance(va, _Product) and isinstance(vb, _Product) and len(
+                        va.factors) == len(vb.factors):
+                    work.extend(list(zip(va.factors, vb.factors)) + [(a, b)])
+                    continue
                 for child, root, old_value in reversed(undo):
                     self._parent[child] = child
                     self._size[root] -= self._size[child]
@@ -295,6 +350,11 @@ class _Dimensions:
             if self._value[root] is None:
                 self._value[root] = self._value[child]
         return True
+
+
+class _Product(NamedTuple):
+    """The value of a dimension class that is a product of other classes."""
+    factors: tuple[int, ...]
 
 
 # --- shapes of expressions -----------------------------------------------------------------------
@@ -344,10 +404,11 @@ class _Inference:
         self.dimension_names = {d for decl in self.decls.values() for d in decl.shape
                                 if isinstance(d, str)}
         self.dimension_names |= {d for node in nodes if isinstance(node, Call)
-                                 for d in node.sizes if isinstance(d, str)}
+                                 for size in node.sizes for d in dim_names(size)}
         self.tangent_of: dict[str, str] = {}  # direction dV -> its variable V
         for node in nodes:
             self.types[node] = self._type_of(node)
+        self._refuse_clashing_dimensions()
         self.names = self._dim_names(nodes)
         for node in nodes:
             node_type = self.types[node]
@@ -366,6 +427,20 @@ class _Inference:
             # but is not posdef or invertible because S is
             return self.decls[base].props & TANGENT_PROPERTIES
         return frozenset()
+
+    def _refuse_clashing_dimensions(self) -> None:
+        """A dimension named like a vector or matrix variable would print, and read back, as
+        that variable: refused (a scalar of that name is its size)."""
+        for d in sorted(self.dimension_names):
+            decl = self.decls.get(d)
+            used = self.variables.get(d)
+            if (decl is not None and decl.shape) or (used is not None and used.dims):
+                node = self.used.get(d)
+                rank = len(decl.shape) if decl is not None else len(used.dims)
+                raise MatdiffError(f"{d} names both a dimension and a "
+                                   f"{'matrix' if rank == 2 else 'vector'} variable",
+                                   column=node.pos if node else None, source=self.source,
+                                   hint="rename the dimension or the variable")
 
     def _type_of(self, node: Node) -> _Type:
         if isinstance(node, Num):
@@ -543,6 +618,28 @@ class _Inference:
             return arg
         return _FUNCTION_RULES[meaning](self, node, arg)
 
+    def _commutation(self, node: Call) -> _Type:
+        d = self.dims.product([self._size(node, d) for d in node.sizes])
+        return _Type((d, d))
+
+    def _kron(self, node: Call, left: _Type, right: _Type) -> _Type:
+        # vectors are thin matrices and a scalar is 1×1: kron(x, y') is x*y'; factors in
+        # merge order (the right operand's index runs fastest)
+        (left_rows, left_cols), (right_rows, right_cols) = (
+            _as_matrix(t) if t.kind != SCALAR else (_ONE, _ONE) for t in (left, right))
+        rows = self.dims.product([right_rows, left_rows]) if (left_rows, right_rows) != (
+            _ONE, _ONE) else _ONE
+        cols = self.dims.product([right_cols, left_cols]) if (left_cols, right_cols) != (
+            _ONE, _ONE) else _ONE
+        dims = tuple(d for d in (rows, cols) if d != _ONE)
+        return _Type(dims, row=rows == _ONE and cols != _ONE)
+
+    def _vec(self, node: Call, arg: _Type) -> _Type:
+        if arg.kind == SCALAR:
+            raise self._error(node, "vec needs a vector or a matrix, but "
+                              f"{self._is_a(node.args[0])}")
+        return _Type((self.dims.product(list(arg.dims)),))
+
     def _filled(self, node: Call, arg: _Type | None = None) -> _Type:
         if node.fn == "eye":
             size = self._size(node, node.sizes[0])
@@ -552,7 +649,9 @@ class _Inference:
         rank = 1 if node.fn == "vector" else 2
         return _Type(tuple(self.dims.fresh() for _ in range(rank)))
 
-    def _size(self, node: Call, d: str | int) -> int:
+    def _size(self, node: Call, d: str | int | DimProduct) -> int:
+        if isinstance(d, DimProduct):  # eye(m*n)
+            return self.dims.product([self._size(node, f) for f in d.factors])
         if d in self.decls and self.decls[d].shape:
             raise self._error(node, f"{d} is a variable, not a dimension",
                               "sizes are dimension names, as in eye(n), or whole numbers")
@@ -585,13 +684,20 @@ class _Inference:
         in order of first appearance in the text."""
         names: dict[int, str | int] = {}
         fresh = _fresh_names(self._taken_names())
+
+        def name(root: int):
+            if root not in names:
+                value = self.dims.value(root)
+                if isinstance(value, _Product):
+                    names[root] = dim_product(*(name(self.dims.find(f)) for f in value.factors))
+                else:
+                    names[root] = value if value is not None else next(fresh)
+            return names[root]
+
         introducers = sorted((n for n in nodes if isinstance(n, (Name, Call))), key=lambda n: n.pos)
         for node in introducers + nodes:
             for dim in self.types[node].dims:
-                root = self.dims.find(dim)
-                if root not in names:
-                    value = self.dims.value(root)
-                    names[root] = value if value is not None else next(fresh)
+                name(self.dims.find(dim))
         return names
 
     def _taken_names(self) -> set:
@@ -666,6 +772,7 @@ _FUNCTION_RULES = {
     "sum": _Inference._to_scalar, "norm1": _Inference._to_scalar,
     "norm2": _Inference._to_scalar, "diag": _Inference._diag,
     "vector": _Inference._filled, "matrix": _Inference._filled, "eye": _Inference._filled,
+    "commutation": _Inference._commutation, "kron": _Inference._kron, "vec": _Inference._vec,
     **{fn: _Inference._same for fn in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs",
                                        "sign", "relu")},
 }

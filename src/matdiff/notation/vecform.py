@@ -1,0 +1,99 @@
+"""The vec form of a derivative: the matrix J with d vec(F) = J d vec(X) (Magnus–Neudecker,
+column-major vec), in notation that reads back.
+
+For a derivative tensor D of shape shape(F) + shape(X), J[(i, j), (k, l)] = D[i, j, k, l] with
+each pair merged column-major, i.e. ``numpy.reshape(D, (rows, cols), order="F")``:
+
+* a vector F of a vector x: the Jacobian itself; a scalar f: the gradient as a row, G' or
+  vec(G)'; a matrix F of a scalar: vec(dF/dx);
+* a Hessian with respect to a vector: H itself; with respect to a matrix: the symmetric
+  nq×nq matrix H with d²f = vec(dX)'*H*vec(dX) (matdiff's Hessian tensor is symmetric, so its
+  reshaping is already the H = (B + B')/2 of the second identification theorem);
+* three or four axes: the Kronecker reading of :mod:`matdiff.notation.kron`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..core.ir import Dim, Expr, dim_product
+from .kron import NoKroneckerForm, kron_form, sized
+from .raising import NoMatrixForm, matrix_raiser
+from .render import LATEX, TEXT, UNICODE, render
+from .tree import Call, IndexForm, Mono, Sum, Sym
+from .tree import transpose as transposed_note
+
+
+@dataclass(frozen=True)
+class VecForm:
+    """J with d vec(F) = J d vec(X): ``text`` (input syntax), ``latex``, ``unicode``,
+    ``shape`` (rows, columns)."""
+
+    note: object
+    shape: tuple[Dim, Dim]
+
+    @property
+    def text(self) -> str:
+        return render(self.note, TEXT)
+
+    @property
+    def latex(self) -> str:
+        return render(self.note, LATEX)
+
+    @property
+    def unicode(self) -> str:
+        return render(self.note, UNICODE)
+
+    def in_style(self, style: str) -> str:
+        """J in "text", "latex" or "unicode"."""
+        return render(self.note, {"text": TEXT, "latex": LATEX, "unicode": UNICODE}[style])
+
+
+def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
+             reading_order: dict[str, int]) -> VecForm | str:
+    """The vec form of ``derivative`` (its first ``nrow`` axes belong to F, or to X for a
+    Hessian), or a one-line reason why it has none. ``notation()`` gives the derivative's own
+    notation tree (its matrix form where it has one)."""
+    ncol = derivative.ndim - nrow
+    shape = (dim_product(*derivative.shape[:nrow]), dim_product(*derivative.shape[nrow:]))
+    try:
+        if nrow + ncol > 2 and nrow:
+            return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
+                           shape)
+        notation = notation()
+        if isinstance(notation, IndexForm):
+            return "the derivative has no matrix form"
+        if derivative.op == "zero" and derivative.ndim:
+            raise NoKroneckerForm("the derivative is zero, and the notation cannot state the "
+                                  "size of a zero matrix yet")
+        notation = sized(notation, derivative.shape) if derivative.ndim else notation
+        if nrow == 0:                       # a scalar's gradient, as a row
+            g = notation if ncol < 2 else Call("vec", (notation,))
+            return VecForm(transposed_note(g) if ncol else g, shape)
+        if ncol == 0 and nrow == 2:
+            return VecForm(Call("vec", (notation,)), shape)
+        return VecForm(notation, shape)
+    except NoKroneckerForm as why:
+        return f"no Kronecker form: {why}"
+    except NoMatrixForm:
+        return "no Kronecker form: a Kronecker operand has no matrix form"
+
+
+def transposed(note):
+    """The transpose of a matrix in notation, distributed: (A*B)' = B'*A',
+    kron(A, B)' = kron(A', B'), commutation(m, n)' = commutation(n, m)."""
+    if isinstance(note, Sum):
+        return Sum(tuple(transposed(t) for t in note.terms))
+    if isinstance(note, Mono):
+        chain = tuple(transposed(f) for f in reversed(note.chain))
+        return Mono(note.coef, note.scalars, chain, note.den)
+    if isinstance(note, Call) and note.fn == "kron":
+        return Call("kron", tuple(transposed(a) for a in note.args))
+    if isinstance(note, Call) and note.fn == "commutation":
+        return Call("commutation", note.args[::-1])
+    diagonal = isinstance(note, Call) and note.fn == "diag" and isinstance(
+        note.args[0], Call) and note.args[0].fn == "vec"
+    if diagonal or note == Sym("eye") or isinstance(note, Call) and note.fn == "eye":
+        return note
+    return transposed_note(note)
