@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..core.ir import Dim, Expr, dim_product
 from .kron import NoKroneckerForm, kron_form, sized
 from .raising import NoMatrixForm, matrix_raiser
 from .render import LATEX, TEXT, UNICODE, render
-from .tree import Call, IndexForm, Mono, Sum, Sym
+from .tree import Call, IndexForm, Mono, Num, Sum, Sym
 from .tree import transpose as transposed_note
 
 
@@ -57,6 +58,9 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
     notation tree (its matrix form where it has one)."""
     ncol = derivative.ndim - nrow
     shape = (dim_product(*derivative.shape[:nrow]), dim_product(*derivative.shape[nrow:]))
+    if derivative.op == "zero":  # the zero matrix, its size stated
+        zero = Call("matrix", (Num(Fraction(0)),) + tuple(Sym(str(d)) for d in shape))
+        return VecForm(zero if derivative.ndim else Num(Fraction(0)), shape)
     try:
         if nrow + ncol > 2 and nrow:
             return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
@@ -64,9 +68,6 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
         notation = notation()
         if isinstance(notation, IndexForm):
             return "the derivative has no matrix form"
-        if derivative.op == "zero" and derivative.ndim:
-            raise NoKroneckerForm("the derivative is zero, and the notation cannot state the "
-                                  "size of a zero matrix yet")
         notation = sized(notation, derivative.shape) if derivative.ndim else notation
         if nrow == 0:                       # a scalar's gradient, as a row
             g = notation if ncol < 2 else Call("vec", (notation,))
