@@ -73,7 +73,7 @@ BAD = [
     ("sum(x", "x", None), ("((x)", "x", None), ("x y", "x", None), ("x^", "x", None),
     ("inv", "A", None), ("eye(3)", "x", None), ("x'*A*x;", "x", None), ("x = y", "x", None),
     # typing
-    ("A + x", "x", None), ("x + a", "x", None), ("x*y", "x", None), ("x'*x'", "x", None),
+    ("A + x", "x", None), ("x + A", "x", None), ("x*y", "x", None), ("x'*x'", "x", None),
     ("A*x'", "x", None), ("inv(x)", "x", None), ("det(x)", "x", None), ("tr(x)", "x", None),
     ("x/y", "x", None), ("A^x", "A", None), ("x^2", "x", None), ("A .* x", "x", None),
     ("x' + x", "x", None), ("A*B", "A", "A: matrix(2,3); B: matrix(2,3)"),

@@ -26,9 +26,10 @@ from .notation.tree import IndexForm, Sym
 from .notation.vecform import VecForm, transposed, vec_form
 from .numeric.check import Verdict, verify, verify_directional
 from .numeric.codegen import compile_numpy
+from .syntax.latex import variable_name
 from .syntax.lower import lower
-from .syntax.parse import CONSTANTS, FUNCTIONS, parse_text
-from .syntax.types import Decl, declaration_text, infer, parse_declarations, with_stated_sizes
+from .syntax.parse import CONSTANTS, FUNCTIONS, parse_typed
+from .syntax.types import Decl, declaration_text, parse_declarations, with_stated_sizes
 
 CONVENTIONS = ("sym", "full", "cookbook")
 LAYOUTS = ("shape", "numerator", "denominator")
@@ -136,6 +137,12 @@ class Result:
     limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
     layout: str = "shape"           # how the printed derivative is laid out: LAYOUTS
     unstructured: Expr | None = field(default=None, repr=False)  # G, where this is sym(G)
+
+    @property
+    def declarations(self) -> str:
+        """Every variable's type, as assumed or declared, in the ``declare`` syntax (so it can be
+        edited and passed back): ``"x: vector(n); Sigma: matrix(n,n); k: scalar"``."""
+        return declaration_text(self.variables.values())
 
     @property
     def shape(self) -> tuple[Dim, ...]:
@@ -467,33 +474,36 @@ def _style(style: object):
     return STYLES[style]
 
 
-def _typed(text: object, declare: object) -> tuple:
+def _typed(text: object, declare: object, syntax: str = "auto") -> tuple:
     """The parsed tree, the variables it uses and the declarations (Python types checked:
     every bad argument is a MatdiffError)."""
     if not isinstance(text, str):
         raise MatdiffError(f"the expression must be text (str), not {type(text).__name__}")
     if declare is not None and not isinstance(declare, (str, dict)):
         raise MatdiffError(f"declare must be text or a dict, not {type(declare).__name__}")
-    root = parse_text(text)
     decls = parse_declarations(declare)
-    return root, infer(root, decls, text), decls
+    root, variables = parse_typed(text, decls, syntax)
+    return root, variables, decls
 
 
 def parse(text: str, declare: str | dict | None = None, *,
-          limits: Limits | dict | None = None) -> Expr:
+          limits: Limits | dict | None = None, syntax: str = "auto") -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
-    same node)."""
+    same node). ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash, braces or
+    bars)."""
     with budget.request(limits):
-        root, variables, _ = _typed(text, declare)
+        root, variables, _ = _typed(text, declare, syntax)
         return simplify(lower(root, variables))
 
 
-def evaluate(text: str, declare: str | dict | None = None, **values) -> np.ndarray:
+def evaluate(text: str, declare: str | dict | None = None, *, syntax: str = "auto",
+             **values) -> np.ndarray:
     """The NumPy value of any expression of the input language (a derivative, a differential
     with its directions dX...), at ``values`` (vectors as 1-D arrays). Dimension sizes come
-    from every value passed, declared variables the text does not use included."""
+    from every value passed, declared variables the text does not use included. ``syntax``:
+    "text", "latex" or "auto" (LaTeX if it has a backslash, braces or bars)."""
     with budget.request():
-        root, variables, decls = _typed(text, declare)
+        root, variables, decls = _typed(text, declare, syntax)
         shapes = {name: d.shape for name, d in variables.items()}
         for name, decl in decls.items():
             if name not in shapes and name in values and None not in decl.shape:
@@ -506,7 +516,8 @@ def evaluate(text: str, declare: str | dict | None = None, **values) -> np.ndarr
 
 def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None = None,
            order: int = 1, symmetric: str = "sym", direction: str | None = None,
-           limits: Limits | dict | None = None, layout: str = "shape") -> Result:
+           limits: Limits | dict | None = None, layout: str = "shape",
+           syntax: str = "auto") -> Result:
     """The derivative of ``expr`` with respect to the variable ``wrt``.
 
     ``order`` 1 gives the gradient / Jacobian (shape(F) + shape(X)), 2 the Hessian of a scalar,
@@ -516,7 +527,8 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     then the derivative applied to V, dF[V] for order 1, the Hessian applied to V (of wrt's
     shape) for order 2. For a symmetric ``wrt``, ``symmetric`` picks the convention: "sym"
     (default), "full" or "cookbook". ``limits`` overrides :class:`matdiff.Limits` for this
-    call and its result.
+    call and its result. ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash,
+    braces or bars); ``wrt`` may be spelled as in the input (``Sigma``, ``Σ``, ``\\Sigma``).
 
     ``layout`` "shape" (default) prints the tensor of shape(F) + shape(X); "numerator" the
     matrix with rows from F and columns from X (the Jacobian J, a gradient as the row G', and
@@ -527,7 +539,7 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
     if layout not in LAYOUTS:
         raise MatdiffError(f"unknown layout {layout!r}", hint="use one of " + ", ".join(LAYOUTS))
     with budget.request(limits):
-        r = _derive(expr, wrt, declare, order, symmetric, direction, limits)
+        r = _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax)
         r.layout = layout
         if layout != "shape":
             if r._row_axes is None:
@@ -537,14 +549,16 @@ def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None 
         return r
 
 
-def _derive(expr, wrt, declare, order, symmetric, direction, limits) -> Result:
+def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> Result:
+    # spelled as in the input: Σ, \Sigma, \boldsymbol\mu
+    wrt = tuple(map(variable_name, wrt)) if isinstance(wrt, (tuple, list)) else variable_name(wrt)
     wrts = _wrts(wrt, order, direction)
     order = len(wrts)
     budget.check("power", order, f"a derivative of order {order}")
     if not isinstance(symmetric, str) or symmetric not in CONVENTIONS:
         raise MatdiffError(f"unknown symmetric convention {symmetric!r}",
                            hint="use one of " + ", ".join(CONVENTIONS))
-    root, variables, decls = _typed(expr, declare)
+    root, variables, decls = _typed(expr, declare, syntax)
     for w in wrts:
         if w not in variables:
             shown = ", ".join(list(variables)[:10]) or "no variables"

@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="also show the vec form d vec(F) = J d vec(X) (shown anyway for "
                               "results with three or more axes)")
         sub.add_argument("--format", default="text", choices=("text", "latex", "unicode", "json"))
+        sub.add_argument("--latex", action="store_true",
+                         help="read EXPR as LaTeX (detected anyway from a backslash or braces)")
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
@@ -130,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
 def _derive(args: argparse.Namespace) -> int:
     wrt = tuple(w.strip() for w in args.wrt.split(",")) if "," in args.wrt else args.wrt
     r = derive(args.expr, wrt, declare=args.declare, order=args.order,
-               symmetric=args.symmetric, direction=args.direction, layout=args.layout)
+               symmetric=args.symmetric, direction=args.direction, layout=args.layout,
+               syntax="latex" if args.latex else "auto")
     error = r.check() if args.check else None
     if args.emit:
         print(r.source(args.emit))
@@ -192,6 +195,8 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     if not _can_encode(sys.stdout, shape):
         shape = shape.replace("×", "x")
     lines.append(f"  shape: {shape}   ({r.layout_note}; {COLUMNS})")
+    if show_function:
+        lines.append(f"  declared: {r.declarations}")
     if r.convention_note:
         lines.append(f"  {r.convention_note}")
     for note in r.notes:
@@ -224,6 +229,7 @@ def _as_json(r: Result, error: float | None) -> dict:
             "unicode": r.unicode, "shape": [str(d) for d in r.shape], "layout": r.layout,
             "vec": r.vec.text if r.vec else None, "vec_reason": r.vec_reason,
             "convention": r.convention, "convention_note": r.convention_note,
+            "declared": r.declarations,
             "check_max_relative_error": None if error is None else float(error),
             "check_verdict": None if error is None else error.verdict,
             "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,

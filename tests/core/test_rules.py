@@ -65,7 +65,8 @@ def test_pow_with_variable_base_and_exponent():
 
 # expressions that trigger each simplification rule; simplify must keep their value
 RULE_CASES = {
-    "pow": ["(a^2)^3", "(2*a*b)^2", "a^0 + b^1", "2^3*a", "(a^(1/2))^2"],
+    "pow": ["(a^2)^3", "(2*a*b)^2", "a^0 + b^1", "2^3*a", "(a^(1/2))^2",
+            "((2*pi)^a*(b*b + 1))^(-1/2)", "(exp(a)*(b*b + 1)*3)^(1/3)", "((2*pi)^b)^(-1/2)"],
     "exp": ["exp(log(a*a + 1))", "exp(0)*a"],
     "log": ["log(exp(a))", "log(1) + a", "log((a*a + 1)^(1/2))", "log(exp(a)*(b*b + 1))"],
     "sin": ["sin(0) + a"], "cos": ["cos(0)*a"], "tan": ["tan(0) + a"],
@@ -100,6 +101,17 @@ def test_simplification_keeps_the_value(text):
     want = compile_numpy(raw, shapes)(**values)
     got = compile_numpy(simplify(raw), shapes)(**values)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_power_splits_over_positive_factors_only():
+    """(a*b)^p = a^p*b^p needs all factors but one positive when p is not a whole number: with
+    a, b < 0 the left side is defined and the right is not."""
+    gaussian = "S: posdef matrix(k,k); k: scalar"
+    assert matdiff.parse("((2*pi)^k*det(S))^(-1/2)", gaussian) is \
+        matdiff.parse("(2*pi)^(-k/2)*det(S)^(-1/2)", gaussian)
+    assert matdiff.parse("(exp(a)*b)^(1/2)") is matdiff.parse("exp(a)^(1/2)*b^(1/2)")
+    assert matdiff.parse("(a*b)^(1/2)") is not matdiff.parse("a^(1/2)*b^(1/2)")
+    assert matdiff.parse("(-2*exp(a))^(1/3)") is not matdiff.parse("(-2)^(1/3)*exp(a/3)")
 
 
 def test_canonical_form_meets_like_terms():

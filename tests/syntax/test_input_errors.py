@@ -76,9 +76,9 @@ SYNTAX = [
 
 TYPING = [
     ("A + x", None, 3, "cannot add A (n×m matrix) and x (vector of size p)"),
-    ("2 + x", None, 3, "use c*vector(1) or c*matrix(1)"),
-    ("A - 1", None, 3, "cannot subtract 1 (scalar) from A (n×m matrix)"),
-    ("sum(x) + x", None, 8, "cannot add sum(x) (scalar) and x"),
+    ("x + y'", None, 3, "(transpose one of them with ')"),
+    ("A - x", None, 3, "cannot subtract x (vector of size p) from A (n×m matrix)"),
+    ("x'*A + x", None, 6, "cannot add x'*A (row vector of size m) and x"),
     ("x' + x", None, 4, "x' (row vector of size n) and x (vector of size n)"),
     ("x + A*x", "A: matrix(3,2); x: vector(2)", 3, "A*x (vector of size 3)"),
     ("eye + A", "A: matrix(2,3)", 5, "cannot add eye"),

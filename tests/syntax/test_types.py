@@ -312,3 +312,26 @@ def test_type_errors_carry_the_source() -> None:
         parse_typed("A + x")
     assert caught.value.source == "A + x"
     assert caught.value.pointer().endswith("\n    ^")
+
+
+def test_a_scalar_added_to_an_array_fills_it() -> None:
+    import matdiff
+
+    assert matdiff.parse("1 + exp(x)") is matdiff.parse("vector(1) + exp(x)")
+    assert matdiff.parse("exp(x) - 2") is matdiff.parse("exp(x) - 2*vector(1)")
+    assert matdiff.parse("A + c") is matdiff.parse("A + c*matrix(1)")
+    assert matdiff.parse("1 + 2 + x") is matdiff.parse("3*vector(1) + x")
+    root, _ = parse_typed("a + x'")
+    assert root.shape == ("n",) and root.row
+    root = parse_text("1 + x")
+    with pytest.raises(MatdiffError, match="use c\\*vector\\(1\\)"):
+        infer(root, {}, "1 + x", broadcast=False)
+
+
+@pytest.mark.parametrize("expr, wrt", [("sum(log(1 + exp(-y.*(X*w))))", "w"),
+                                       ("x'*(A + c)*x", "c"), ("x'*(A + c)*x", "A"),
+                                       ("sum((c - x).^2)", "c")])
+def test_broadcast_sums_differentiate_correctly(expr: str, wrt: str) -> None:
+    import matdiff
+
+    assert matdiff.derive(expr, wrt).check() < 1e-8

@@ -685,18 +685,24 @@ def _pow_numbers(node: Expr) -> Expr | None:
 
 
 def _pow_of_pow(node: Expr) -> Expr | None:
-    """(b^p)^n = b^(p*n) for an integer n."""
+    """(b^p)^n = b^(p*n) for an integer n, or any number n when b is positive."""
     base, n = node.args
-    if base.op != "pow" or not _is_int(n) or base.args[1].ndim:
+    if base.op != "pow" or base.args[1].ndim or n.op != "num":
+        return None
+    if not (_is_int(n) or is_positive(base.args[0])):
         return None
     return power(base.args[0], scale(n.data, base.args[1]))
 
 
 def _pow_of_product(node: Expr) -> Expr | None:
-    """(c*a.*b).^n = c^n * a.^n .* b.^n for an integer n, scalars or elementwise products."""
+    """(c*a.*b).^n = c^n * a.^n .* b.^n for an integer n, scalars or elementwise products; for
+    scalars any number n when all factors but at most one are positive
+    (((2*pi)^k*det(S))^(-1/2) = (2*pi)^(-k/2)*det(S)^(-1/2))."""
     base, n = node.args
-    if not _is_int(n) or base.op == "num":
+    if base.op == "num":
         return None
+    if not _is_int(n):
+        return _pow_of_positive_product(node)
     c, rest = split_coefficient(base)
     out = tuple(range(node.ndim))
     if c != 1:
@@ -705,6 +711,21 @@ def _pow_of_product(node: Expr) -> Expr | None:
         return einsum([(power(a, n), i) for a, i in zip(base.args, base.data[0])],
                       base.data[1])
     return None
+
+
+def _pow_of_positive_product(node: Expr) -> Expr | None:
+    """(c*a*b)^p = c^p * a^p * b^p for scalars and a non-integer p, where all factors but at
+    most one are positive."""
+    base, n = node.args
+    if node.ndim or n.op != "num":
+        return None
+    c, rest = split_coefficient(base)
+    factors = [rest] if c != 1 else [a for a in base.args] if (
+        base.op == "einsum" and all(a.ndim == 0 for a in base.args)) else None
+    if factors is None or c < 0 or sum(not is_positive(f) for f in factors) > 1:
+        return None
+    scalars = [(power(num(c), n), ())] if c != 1 else []
+    return einsum(scalars + [(power(f, n), ()) for f in factors], ())
 
 
 def _elementwise_product(e: Expr) -> bool:

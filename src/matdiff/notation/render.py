@@ -11,6 +11,7 @@ from fractions import Fraction
 
 from .. import budget
 from ..core.ir import PRIMITIVES
+from ..syntax.greek import LETTER_OF
 from .tree import (
     EYE,
     ONES,
@@ -51,12 +52,37 @@ _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isal
     "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
     "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}",
     "vec": r"\operatorname{vec}"}
-_DIRECTION = re.compile(r"d([A-Za-z])(?:_(\d+))?")
+_DIRECTION = re.compile(r"d([A-Za-z]|" + "|".join(LETTER_OF) + r")(?:_(\d+))?")  # dX, dSigma
 _SUBSCRIPT = dict(zip("0123456789aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
 _SIZED_SYMBOLS = {"eye": "I", "commutation": "K"}
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼",
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
+
+
+
+
+def _latex_name(name: str) -> str:
+    """Sigma_2 -> \\Sigma_{2}, mu -> \\mu, S2 -> S_{2}, rate -> \\mathit{rate}."""
+    head, underscore, tail = name.partition("_")
+    if underscore:
+        subscript = "\\" + tail if tail in LETTER_OF else tail
+        return f"{_latex_name(head)}_{{{subscript}}}"
+    if name in LETTER_OF:
+        return "\\" + name
+    if len(name) > 1 and name[1:].isdigit():
+        return f"{name[0]}_{{{name[1:]}}}"
+    return name if len(name) == 1 else rf"\mathit{{{name}}}"
+
+
+def _unicode_name(name: str) -> str:
+    """Sigma_2 -> Σ₂, mu_k -> μ_k."""
+    head, underscore, tail = name.partition("_")
+    head = LETTER_OF.get(head, head)
+    if not underscore:
+        return head
+    tail = LETTER_OF.get(tail, tail)
+    return head + ("".join(_SUBSCRIPT[c] for c in tail) if tail.isdigit() else "_" + tail)
 
 
 def render(node, style: Style = TEXT) -> str:
@@ -124,13 +150,11 @@ class _Printer:
         direction = _DIRECTION.fullmatch(node.name)
         if direction and self.s is LATEX:  # dX, dX_2: the differential of X
             base, k = direction.groups()
-            return rf"\mathrm{{d}}{base}" + (f"_{{{k}}}" if k else ""), ATOM
-        if self.s is LATEX and len(node.name) > 1:
-            head, tail = node.name[0], node.name[1:]
-            if tail.isdigit():
-                return f"{head}_{{{tail}}}", ATOM
-            return rf"\mathit{{{node.name}}}", ATOM
-        return node.name, ATOM
+            return rf"\mathrm{{d}}{_latex_name(base)}" + (f"_{{{k}}}" if k else ""), ATOM
+        if direction:
+            base, k = direction.groups()
+            return "d" + _unicode_name(base + (f"_{k}" if k else "")), ATOM
+        return (_latex_name(node.name) if self.s is LATEX else _unicode_name(node.name)), ATOM
 
     def p_Call(self, node: Call) -> tuple[str, int]:
         s = self.s

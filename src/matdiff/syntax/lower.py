@@ -25,6 +25,10 @@ def lower(root: Node, variables: dict[str, Decl]) -> Expr:
             # a + b - c + ... gathers its terms first: one sum node, built once
             left, right = value.pop(id(node.left)), _built(value.pop(id(node.right)))
             left = _built(left) if isinstance(left, _Chain) else left
+            if node.shape and not node.left.shape:  # scalar + array: the scalar fills it
+                left = ir.broadcast(_built(left), node.shape)
+            if node.shape and not node.right.shape:
+                right = ir.broadcast(right, node.shape)
             terms = left if isinstance(left, list) else [(1, left)]
             terms.append((1 if node.op == "+" else -1, right))
             value[id(node)] = terms

@@ -18,6 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .. import budget
 from ..core.ir import dim_product
 from ..errors import MatdiffError
+from .greek import ascii_name
 
 if TYPE_CHECKING:
     from .types import Decl
@@ -130,7 +131,7 @@ class _BuildTree(Transformer):
         if token in FUNCTIONS:
             raise MatdiffError(f"{token} is a function and needs an argument",
                                column=_column(token), hint=f"write {token}(...)")
-        return Name(pos=_column(token), name=str(token))
+        return Name(pos=_column(token), name=ascii_name(str(token)))
 
     def call(self, fn: Token, args: list[Node] | None) -> Call:
         args = args or []
@@ -430,9 +431,28 @@ def _number_text(value: Fraction) -> str:
 
 # --- convenience ---------------------------------------------------------------------------------
 
-def parse_typed(text: str, declare: str | dict | None = None) -> tuple[Node, dict[str, Decl]]:
-    """Parse ``text`` and type it against ``declare``: the tree and the variables it uses."""
+SYNTAXES = ("auto", "text", "latex")
+
+
+def is_latex(text: str) -> bool:
+    """LaTeX is recognised by what the text syntax never contains: a backslash, braces, bars."""
+    return any(char in text for char in "\\{}|")
+
+
+def parse_typed(text: str, declare: str | dict | None = None,
+                syntax: str = "auto") -> tuple[Node, dict[str, Decl]]:
+    """Parse ``text`` and type it against ``declare``: the tree and the variables it uses.
+
+    ``syntax`` is "text", "latex" or "auto" (LaTeX when :func:`is_latex` says so).
+    """
     from .types import infer, parse_declarations  # types imports this module
 
+    if syntax not in SYNTAXES:
+        raise MatdiffError(f"unknown syntax {syntax!r}", hint="use one of " + ", ".join(SYNTAXES))
+    decls = parse_declarations(declare)
+    if syntax == "latex" or (syntax == "auto" and isinstance(text, str) and is_latex(text)):
+        from .latex import parse_latex_typed  # latex builds on this module
+
+        return parse_latex_typed(text, decls)
     root = parse_text(text)
-    return root, infer(root, parse_declarations(declare), text)
+    return root, infer(root, decls, text)

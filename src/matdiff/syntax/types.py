@@ -15,6 +15,7 @@ from typing import NamedTuple
 from .. import budget
 from ..core.ir import DimProduct, dim_names, dim_product
 from ..errors import MatdiffError
+from .greek import ascii_name
 from .parse import (
     CONSTANTS,
     FUNCTIONS,
@@ -59,7 +60,11 @@ def parse_declarations(spec: str | dict | None) -> dict[str, Decl]:
     if isinstance(spec, str):
         return _declarations_from_text(spec)
     if isinstance(spec, dict):
-        return {name: _declaration_from_dict_entry(name, value) for name, value in spec.items()}
+        decls = {}
+        for name, value in spec.items():
+            key = ascii_name(name) if isinstance(name, str) else name  # Σ is Sigma
+            decls[key] = _declaration_from_dict_entry(key, value)
+        return decls
     raise MatdiffError(f"declarations must be text or a dict, not {type(spec).__name__}")
 
 
@@ -88,8 +93,9 @@ def _parse_entry(entry: str, offset: int, source: str) -> list[tuple[Decl, int]]
     name_offset = offset
     for raw_name in names.split(","):
         column = name_offset + len(raw_name) - len(raw_name.lstrip()) + 1
-        _check_variable_name(raw_name.strip(), quoted, column, source)
-        found.append((raw_name.strip(), column))
+        name = ascii_name(raw_name.strip())
+        _check_variable_name(name, quoted, column, source)
+        found.append((name, column))
         name_offset += len(raw_name) + 1
     shape, props = _parse_type(type_text, offset + len(names) + 1, quoted, source)
     return [(_make_decl(name, shape, props, column, source), column) for name, column in found]
@@ -371,18 +377,22 @@ _SCALAR_TYPE = _Type()
 _ONE = -1  # the length-1 side of a vector, when a product treats it as a thin matrix
 
 
-def infer(root: Node, decls: dict[str, Decl], source: str | None = None) -> dict[str, Decl]:
+def infer(root: Node, decls: dict[str, Decl], source: str | None = None,
+          broadcast: bool = True) -> dict[str, Decl]:
     """Set ``.shape`` and ``.row`` on every node of ``root``; return the variables it uses.
 
     Undeclared variables follow matrixcalculus.org: a-g scalars, h-z vectors, A-Z matrices.
+    ``broadcast``: a scalar added to an array fills it (``1 + exp(x)``); off, that is an error.
     """
-    return _Inference(decls, source).run(root)
+    return _Inference(decls, source, broadcast).run(root)
 
 
 class _Inference:
-    def __init__(self, decls: dict[str, Decl], source: str | None) -> None:
+    def __init__(self, decls: dict[str, Decl], source: str | None,
+                 broadcast: bool = True) -> None:
         self.decls = decls
         self.source = source
+        self.broadcast = broadcast
         self.dims = _Dimensions()
         self.types: dict[Node, _Type] = {}
         self.variables: dict[str, _Type] = {}
@@ -497,6 +507,8 @@ class _Inference:
     def _add(self, node: Binary, left: _Type, right: _Type) -> _Type:
         if left.kind == right.kind and self.dims.unify(*zip(left.dims, right.dims, strict=True)):
             return left
+        if self.broadcast and SCALAR in (left.kind, right.kind):  # NumPy's scalar + array
+            return right if left.kind == SCALAR else left
         hint = None
         if SCALAR in (left.kind, right.kind):
             hint = "use c*vector(1) or c*matrix(1) for an array filled with c"
@@ -595,6 +607,16 @@ class _Inference:
             return _Type(arg.dims[:1])
         raise self._error(node, "diag needs a vector or a square matrix, but "
                           f"{self._is_a(node.args[0])}")
+
+    def _kind_dependent(self, node: Call, arg: _Type) -> _Type:
+        spelling, meanings, hint = KIND_DEPENDENT[node.fn]
+        meaning = meanings.get(arg.kind)
+        if meaning is None:
+            raise self._error(node, f"{spelling} of {self._describe(node.args[0])} has no "
+                              "meaning here", hint)
+        if meaning == "reciprocal":
+            return arg
+        return _FUNCTION_RULES[meaning](self, node, arg)
 
     def _commutation(self, node: Call) -> _Type:
         d = self.dims.product([self._size(node, d) for d in node.sizes])
@@ -724,7 +746,27 @@ _BINARY_RULES = {"+": _Inference._add, "-": _Inference._add, "*": _Inference._mu
                  "./": _Inference._elementwise, "^": _Inference._power,
                  ".^": _Inference._elementwise_power}
 
+# LaTeX notations whose meaning depends on the kind of their operand: syntax/latex.py writes
+# them as these calls and, once the kinds are known, replaces each by its meaning.
+# name: (how LaTeX writes it, {operand kind: meaning}, hint for the other kinds)
+KIND_DEPENDENT = {
+    "det_or_abs": ("|...|", {SCALAR: "abs", MATRIX: "det"},
+                   r"for the length of a vector write \|x\|"),
+    "inv_or_reciprocal": ("^{-1}", {SCALAR: "reciprocal", MATRIX: "inv"},
+                          "only a scalar or a square matrix has an inverse"),
+    "norm": (r"\|...\|", {SCALAR: "abs", COLUMN: "norm2", ROW: "norm2"},
+             r"for a matrix write \|X\|_F (Frobenius)"),
+    "norm_1": (r"\|...\|_1", {SCALAR: "abs", COLUMN: "norm1", ROW: "norm1"},
+               r"the induced 1-norm of a matrix is not supported; for the sum of the |X_ij| "
+               r"write \sum \operatorname{abs}(X)"),
+    "norm_2": (r"\|...\|_2", {SCALAR: "abs", COLUMN: "norm2", ROW: "norm2"},
+               r"the spectral norm of a matrix is not supported; for the Frobenius norm "
+               r"write \|X\|_F"),
+    "norm_F": (r"\|...\|_F", {COLUMN: "norm2", ROW: "norm2", MATRIX: "norm2"}, None),
+}
+
 _FUNCTION_RULES = {
+    **dict.fromkeys(KIND_DEPENDENT, _Inference._kind_dependent),
     "inv": _Inference._square, "det": _Inference._square_to_scalar,
     "logdet": _Inference._square_to_scalar, "tr": _Inference._square_to_scalar,
     "sum": _Inference._to_scalar, "norm1": _Inference._to_scalar,
