@@ -55,8 +55,29 @@ CONVENTION_NOTES = {
 }
 
 
+class _Printed:
+    """``text`` / ``latex`` / ``unicode``: the three renderings of ``in_style``."""
+
+    def in_style(self, style: str) -> str:
+        raise NotImplementedError
+
+    @property
+    def text(self) -> str:
+        """Matrix notation in the input syntax (``matdiff.parse`` reads it back), repeated
+        long parts named in ``where`` bindings (``plain`` has none)."""
+        return self.in_style("text")
+
+    @property
+    def latex(self) -> str:
+        return self.in_style("latex")
+
+    @property
+    def unicode(self) -> str:
+        return self.in_style("unicode")
+
+
 @dataclass
-class Form:
+class Form(_Printed):
     """An expression matdiff derived, in the input language: ``text`` reads back with the
     same declarations (and ``evaluate`` gives its value), ``latex``, ``unicode``, ``numpy()``."""
 
@@ -91,18 +112,6 @@ class Form:
         """``text`` without ``where`` bindings: every part written out."""
         return self.in_style("text", plain=True)
 
-    @property
-    def text(self) -> str:
-        return self.in_style("text")
-
-    @property
-    def latex(self) -> str:
-        return self.in_style("latex")
-
-    @property
-    def unicode(self) -> str:
-        return self.in_style("unicode")
-
     def in_style(self, style: str, plain: bool = False) -> str:
         text = render(self.notation if plain else self.named_notation, _style(style))
         if style != "text" or isinstance(self.notation, IndexForm):
@@ -115,7 +124,7 @@ class Form:
 
 
 @dataclass
-class Result:
+class Result(_Printed):
     """A derivative: ``text``/``latex``/``unicode`` notation, ``shape``, ``numpy()``,
     ``check()``."""
 
@@ -300,20 +309,6 @@ class Result:
         whole = raise_expr(self.function, self.reading_order)
         short = abbreviate(self.differential.notation, whole, symbol)
         return None if short is None else render(short, STYLES[style])
-
-    @property
-    def text(self) -> str:
-        """Matrix notation in the input syntax (``matdiff.parse`` reads it back), repeated
-        long parts named in ``where`` bindings (``plain`` has none)."""
-        return self.in_style("text")
-
-    @property
-    def latex(self) -> str:
-        return self.in_style("latex")
-
-    @property
-    def unicode(self) -> str:
-        return self.in_style("unicode")
 
     def in_style(self, style: str) -> str:
         """The derivative in "text", "latex" or "unicode" (its differential where it has
