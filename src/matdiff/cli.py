@@ -205,9 +205,12 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
         verdict = {"ok": "ok", "mismatch": "MISMATCH",
                    "inconclusive": "inconclusive (the differences could not tell at the "
                                    "points tried)"}[error.verdict]
-        lines.append(f"  check: max relative error {error:.1e} against central finite "
-                     f"differences at random points (their own resolution "
-                     f"{error.resolution:.0e}): {verdict}")
+        # the error is what lies beyond the differences' own rounding: 0 means within it
+        agreement = (f"agrees to within their own resolution {error.resolution:.0e}"
+                     if error == 0 else f"max relative error {error:.1e} (their own "
+                     f"resolution {error.resolution:.0e})")
+        lines.append(f"  check against central finite differences at random points: "
+                     f"{agreement}: {verdict}")
     return "\n".join(lines)
 
 
