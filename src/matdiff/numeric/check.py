@@ -165,6 +165,18 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
     disagree); a point where they cannot tell is replaced by another draw. The verdict is
     "mismatch" if any conclusive point disagrees, "ok" if all agree, "inconclusive" if no
     point was conclusive."""
+    return _verify_by(lambda values, h: finite_difference(f, values, wrt, mode, h), f, df,
+                      shapes, props, trials, seed, "the expression and its derivative",
+                      entries=lambda values: np.asarray(values[wrt]).size)
+
+
+def _verify_by(difference: Callable[[dict, float], np.ndarray], f: Function, df: Function,
+               shapes: Mapping[str, tuple[Dim, ...]], props: Mapping[str, frozenset[str]],
+               trials: int, seed: int, what: str,
+               entries: Callable[[dict], int] | None = None) -> Verdict:
+    """``df`` judged against ``difference(values, step)`` at random valid points; with
+    ``entries`` (how many differences one point takes), a check that cannot finish in the
+    request's time is refused before it starts."""
     rng = np.random.default_rng(seed)
     conclusive: list[tuple[str, float, float]] = []
     doubtful: list[tuple[str, float, float]] = []
@@ -173,13 +185,13 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
         try:
             d0 = np.asarray(df(**values))
             f0 = np.asarray(f(**values))
-            started = time.monotonic()  # the second call: the first plans the contractions
-            f(**values)
-            _affordable(time.monotonic() - started, np.asarray(values[wrt]).size, trials)
+            if entries is not None:
+                started = time.monotonic()  # the second call: the first plans contractions
+                f(**values)
+                _affordable(time.monotonic() - started, entries(values), trials)
             if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):
                 continue
-            judged = _judge_point(
-                lambda h, values=values: finite_difference(f, values, wrt, mode, h), d0, f0)
+            judged = _judge_point(lambda h, values=values: difference(values, h), d0, f0)
         except MatdiffError as err:
             if isinstance(err, budget.LimitError):
                 raise
@@ -189,7 +201,7 @@ def verify(f: Function, df: Function, shapes: Mapping[str, tuple[Dim, ...]],
         (conclusive if judged[0] != "inconclusive" else doubtful).append(judged)
         if len(conclusive) == trials:
             break
-    return _conclude(conclusive, doubtful, "the expression and its derivative")
+    return _conclude(conclusive, doubtful, what)
 
 
 def _conclude(conclusive: list, doubtful: list, what: str) -> Verdict:
@@ -251,25 +263,5 @@ def verify_directional(f: Function, df: Function, shapes: Mapping[str, tuple[Dim
                        trials: int = 3, seed: int = 0) -> Verdict:
     """``df`` against differences of ``f`` along ``direction``, judged as :func:`verify`
     judges."""
-    rng = np.random.default_rng(seed)
-    conclusive: list[tuple[str, float, float]] = []
-    doubtful: list[tuple[str, float, float]] = []
-    for draw in range(MAX_DRAWS):
-        values = draw_point(shapes, props, rng, positive=draw % 2 == 1)
-        try:
-            d0, f0 = np.asarray(df(**values)), np.asarray(f(**values))
-            if not (np.all(np.isfinite(f0)) and np.all(np.isfinite(d0))):
-                continue
-            judged = _judge_point(
-                lambda h, values=values: directional_difference(f, values, wrt, direction, h),
-                d0, f0)
-        except MatdiffError as err:
-            if isinstance(err, budget.LimitError):
-                raise
-            continue
-        if judged is None:
-            continue
-        (conclusive if judged[0] != "inconclusive" else doubtful).append(judged)
-        if len(conclusive) == trials:
-            break
-    return _conclude(conclusive, doubtful, "differences along the direction")
+    return _verify_by(lambda values, h: directional_difference(f, values, wrt, direction, h),
+                      f, df, shapes, props, trials, seed, "differences along the direction")
