@@ -224,3 +224,11 @@ def test_canonical_identities(text, same):
     got = compile_numpy(simplify(raw), shapes)(**values)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
     assert simplify(raw) is matdiff.parse(same, declare)
+
+
+def test_rewrites_that_turn_into_each_other_end():
+    # (c*M).^3 splits its coefficient off, and the canonical form of the symmetric sum inside
+    # gives it back with another orientation: simplification must stop, with a right answer
+    r = matdiff.derive("((0.25*(B .* B) + (-S)) ./ exp(tanh(S))) .^ 3", "B",
+                       declare="S: symmetric posdef matrix(n,n)")
+    assert r.check().verdict == "ok"

@@ -81,11 +81,20 @@ def _simplify_node(node: Expr) -> Expr:
     if not args:
         return node
     rebuilt = Expr(node.op, args, node.data, node.shape)
-    for rule in RULES.get(node.op, ()):
-        rewritten = rule(rebuilt)
-        if rewritten is not None:
-            return _simplified(rewritten)
+    if rebuilt in _rewriting:  # a rewrite led back to itself: two forms that turn into each
+        return rebuilt         # other (equal in value); keep the one reached first
+    _rewriting.add(rebuilt)
+    try:
+        for rule in RULES.get(node.op, ()):
+            rewritten = rule(rebuilt)
+            if rewritten is not None:
+                return _simplified(rewritten)
+    finally:
+        _rewriting.discard(rebuilt)
     return rebuilt
+
+
+_rewriting: set[Expr] = set()  # the nodes whose rewrites are being simplified right now
 
 
 # ----------------------------------------------------------------------------------------------
