@@ -24,19 +24,13 @@ from test_properties import (
     draw_case,
     numeric_arguments,
 )
+from test_readback import relative_error
 
 import matdiff
 
 CASES = 40
 STENCIL = ((-2.0, 1 / 12), (-1.0, -8 / 12), (1.0, 8 / 12), (2.0, -1 / 12))
 TOLERANCE = 1e-5
-
-
-def relative_error(actual, expected) -> float:
-    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
-    return float(np.max(np.abs(actual - expected), initial=0.0)) / scale
 
 
 def along(f, values: dict, name: str, direction: np.ndarray, step: float) -> np.ndarray:

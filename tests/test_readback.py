@@ -32,6 +32,8 @@ TOLERANCE = 1e-8
 
 
 def relative_error(actual, expected) -> float:
+    """Max absolute difference over the larger of 1 and the expected values' size; the
+    shapes must agree."""
     actual, expected = np.asarray(actual, float), np.asarray(expected, float)
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
     scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
