@@ -15,7 +15,7 @@ from .core import ir
 from .core.differentiate import NotDifferentiable, derivative
 from .core.ir import PRIMITIVES, Dim, Expr, shape_text
 from .core.simplify import simplify
-from .errors import MatdiffError
+from .errors import MatdiffError, shorten
 from .notation.differential import applied_note
 from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
@@ -41,6 +41,7 @@ LAYOUT_NOTES = {
                    "numerator layout; a gradient is G)",
 }
 STRUCTURE = frozenset({"symmetric", "posdef", "diagonal"})
+REPR_LENGTH = 80  # characters of the derivative in repr(r): a line, not the IR
 STYLES = {"text": TEXT, "latex": LATEX, "unicode": UNICODE}
 RESERVED = frozenset(FUNCTIONS + CONSTANTS)
 
@@ -122,6 +123,15 @@ class Form(_Printed):
         """callable(**arrays) -> the value (directions are passed like variables)."""
         return compile_numpy(self.expr, {n: d.shape for n, d in self.variables.items()})
 
+    def __repr__(self) -> str:
+        return f"<matdiff.Form {shorten(self.text, REPR_LENGTH)}>"
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex}$$"
+
+    def _repr_markdown_(self) -> str:
+        return f"$${self.latex}$$"
+
 
 @dataclass
 class Result(_Printed):
@@ -146,6 +156,62 @@ class Result(_Printed):
     limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
     layout: str = "shape"           # how the printed derivative is laid out: LAYOUTS
     unstructured: Expr | None = field(default=None, repr=False)  # G, where this is sym(G)
+
+    def __repr__(self) -> str:
+        function = shorten(self.function_text, REPR_LENGTH // 2)
+        body = shorten(self.abbreviated("f") or self.text, REPR_LENGTH)
+        return f"<matdiff.Result {self._label('text')} of {function}: {body}>"
+
+    def _repr_latex_(self) -> str:
+        """The derivative as display math (its differential where it has three or more
+        axes), with f = ... first where the derivative names the expression f."""
+        short = self.abbreviated("f", "latex")
+        lines = [f"f &= {self.function_in('latex')}"] if short else []
+        lines.append(f"{self._label('latex')} &= {short or self.latex}")
+        return r"$$\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}$$"
+
+    def _repr_markdown_(self) -> str:
+        notes = [f"declared: `{self.declarations}`"] + [
+            n for n in (self.convention_note, *self.notes) if n]
+        return self._repr_latex_() + "\n\n" + "; ".join(notes)
+
+    def _label(self, style: str) -> str:
+        """df/dS, d2f/dx2, d(inv(X)) for a derivative shown as its differential; LaTeX
+        with partial-derivative fractions."""
+        f = "F" if self.function.ndim else "f"
+        if self.shown_as_differential and self.layout == "shape":
+            inner = self.function_in(style)
+            if len(self.function_text) > 40:
+                inner = f
+            order = f"^{{{self.order}}}" if self.order > 1 else ""
+            return (rf"\mathrm{{d}}{order}\left({inner}\right)" if style == "latex" else
+                    f"d{self.order if self.order > 1 else ''}({inner})")
+        if style == "latex":
+            order = rf"^{{{self.order}}}" if self.order > 1 else ""
+            below = r"\,".join(rf"\partial {render(Sym(w), LATEX)}" for w in self.wrts)
+            label = rf"\frac{{\partial{order} {f}}}{{{below}}}"
+            return label + (rf"\left[{render(Sym(self.direction), LATEX)}\right]"
+                            if self.direction else "")
+        if len(set(self.wrts)) > 1:
+            label = f"d{self.order}{f}/" + "".join(f"d{w}" for w in self.wrts)
+        else:
+            label = f"d{f}/d{self.wrt}" if self.order == 1 else \
+                f"d{self.order}{f}/d{self.wrts[0]}{self.order}"
+        return label if self.direction is None else f"{label}[{self.direction}]"
+
+    def entrywise(self, size: int = 3, seed: int = 0):
+        """The derivative entry by entry: its index form ([df/dS]_ij = df/dS_ij = ...) and, on
+        a random instance with every dimension ``size``, central finite differences of each
+        partial derivative beside the formula's entries (for a symmetric variable, one table
+        per convention). An :class:`~matdiff.explain.entrywise.Entrywise` with ``text``,
+        ``latex``, ``markdown`` and ``to_dict()``."""
+        from .explain.entrywise import entrywise
+        with budget.request(self.limits):
+            return entrywise(self, self._with_convention, size, seed)
+
+    def _with_convention(self, symmetric: str) -> Result:
+        return derive(self.expr, self.wrt, declare=self.declaration, order=self.order,
+                      symmetric=symmetric, limits=self.limits)
 
     @property
     def declarations(self) -> str:

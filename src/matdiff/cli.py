@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="read EXPR as LaTeX (detected anyway from a backslash or braces)")
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
+        sub.add_argument("--entrywise", nargs="?", type=int, const=3, default=None,
+                         metavar="SIZE",
+                         help="also show the derivative entry by entry: its index form and, on "
+                              "a random instance of size SIZE (default 3), finite differences "
+                              "of each partial derivative beside the formula's entries")
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
                          help="print a self-contained Python function computing the "
                               "derivative (with a check_gradient helper for gradients)")
@@ -138,10 +143,16 @@ def _derive(args: argparse.Namespace) -> int:
     if args.emit:
         print(r.source(args.emit))
         return 0 if error is None or error < 1e-6 else 1
+    entries = r.entrywise(args.entrywise) if args.entrywise is not None else None
     if args.format == "json":
-        print(json.dumps(_as_json(r, error), indent=2))
+        shown = _as_json(r, error)
+        if entries is not None:
+            shown["entrywise"] = entries.to_dict()
+        print(json.dumps(shown, indent=2))
     else:
         print(_report(r, args.format, error, show_vec=args.vec))
+        if entries is not None:
+            print(entries.latex if args.format == "latex" else entries.text)
     return 1 if error is not None and error.verdict == "mismatch" else 0
 
 

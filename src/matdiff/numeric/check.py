@@ -24,18 +24,20 @@ Function = Callable[..., np.ndarray]
 
 
 def draw_point(shapes: Mapping[str, tuple[Dim, ...]], props: Mapping[str, frozenset[str]],
-               rng: np.random.Generator, positive: bool = False) -> dict[str, np.ndarray]:
+               rng: np.random.Generator, positive: bool = False,
+               size: int | None = None) -> dict[str, np.ndarray]:
     """Random values for every variable: symmetric positive definite for ``posdef``, and so on.
 
-    Symbolic dimensions get sizes 2 to 4. With ``positive``, unstructured entries are drawn in
-    [0.5, 2] (for expressions with logs and square roots of variables).
+    Symbolic dimensions get sizes 2 to 4 (all ``size`` where given). With ``positive``,
+    unstructured entries are drawn in [0.5, 2] (for expressions with logs and square roots of
+    variables).
     """
     dims: dict[Dim, int] = {}
     for shape in shapes.values():
         for d in shape:
             for name in dim_names(d):
                 if name not in dims:
-                    dims[name] = int(rng.integers(2, 5))
+                    dims[name] = size if size is not None else int(rng.integers(2, 5))
     values = {}
     for name, shape in shapes.items():
         concrete = tuple(dim_size(d, dims) for d in shape)
