@@ -85,6 +85,8 @@ class Entrywise:
     size: int
     seed: int
     tables: list[Table]
+    index_note: object = field(repr=False)   # the entry's notation tree
+    bound: Where | None = field(repr=False)  # the names it uses (f, s...) and their values
     entry_labels: dict[str, Callable[[tuple[int, ...]], str]] = field(repr=False)
     note: str | None = None      # the factor 2, for a symmetric variable
     omitted: str | None = None   # why there is no table
@@ -213,7 +215,7 @@ def entrywise(r, rederive: Callable[[str], object], size: int = 3, seed: int = 0
         raise MatdiffError("the entrywise view is of the derivative itself, not of the "
                            "derivative applied to a direction", hint="derive without direction")
     shapes = {name: d.shape for name, d in r.variables.items()}
-    labels, index, where = _index_form(r)
+    labels, index, where, index_note, bound = _index_form(r)
     entry_labels = _entry_labels(r)
     count = _count(r.derivative.shape, size)
     point = _instance(r, shapes, size, seed)
@@ -222,7 +224,8 @@ def entrywise(r, rederive: Callable[[str], object], size: int = 3, seed: int = 0
         hint = (f": ask for a smaller instance (size=2 gives {smaller})"
                 if smaller <= MAX_ENTRIES and size > 2 else
                 "; the index form says what each entry is")
-        return Entrywise(labels, index, where, point, size, seed, [], entry_labels,
+        return Entrywise(labels, index, where, point, size, seed, [], index_note, bound,
+                         entry_labels,
                          omitted=f"no table: it would have {count:,} entries, more than "
                                  f"{MAX_ENTRIES}{hint}")
     x = r.wrts[-1]
@@ -235,7 +238,8 @@ def entrywise(r, rederive: Callable[[str], object], size: int = 3, seed: int = 0
         tables.append(_table(lower, shown.derivative, shapes, point, x, convention,
                              title, perturbation.format(x=x)))
     symmetric = any(t.convention == "cookbook" for t in tables)
-    return Entrywise(labels, index, where, point, size, seed, tables, entry_labels,
+    return Entrywise(labels, index, where, point, size, seed, tables, index_note, bound,
+                     entry_labels,
                      note=FACTOR_TWO.format(x=x) if symmetric else None)
 
 
@@ -356,7 +360,7 @@ def _entry_labels(r) -> dict[str, Callable[[tuple[int, ...]], str]]:
             "latex": lambda idx: _partial(r, numbers(idx), "latex")}
 
 
-def _index_form(r) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+def _index_form(r) -> tuple:
     """The label ``[df/dS]_ij = df/dS_ij``, the formula's (i, j) entry, and ``f = ...`` where
     that entry names the expression f."""
     names = tuple(OUT_NAMES[:r.derivative.ndim])
@@ -375,7 +379,7 @@ def _index_form(r) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     if bound is not None:  # "f = ...", "s = ...": the names the entry uses
         where = {style: render(Where(Sym("_"), bound.names, bound.values), STYLES[style])
                  .split(GLUE[style], 1)[1] for style in ("text", "latex")}
-    return label, index, where
+    return label, index, where, note, bound
 
 
 def _entry_note(r, names: tuple[str, ...]):
