@@ -274,3 +274,22 @@ def test_refusals():
     with pytest.raises(matdiff.MatdiffError, match="symmetric='sym'"):
         matdiff.derive("log(det(S))", "S", declare="S: symmetric posdef matrix(n,n)",
                        order=2, symmetric="full").entrywise()
+
+
+# -- the command line --
+
+def test_cli_entrywise(capsys):
+    from matdiff.cli import main
+    code = main(["derive", GAUSSIAN, "--wrt", "S", "--declare", GAUSSIAN_DECLARE,
+                 "--entrywise", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "entrywise: [df/dS]_ij = df/dS_ij = 1/2*f*((inv(S)*(x - m))[i]*" in out
+    assert out.count("    df/dS_12 ") == 3 and "factor 2" in out
+    code = main(["derive", "x'*A*x", "--wrt", "x", "--entrywise", "--format", "json"])
+    out, _ = capsys.readouterr()
+    shown = json.loads(out)["entrywise"]
+    assert code == 0 and shown["size"] == 3 and len(shown["tables"][0]["entries"]) == 3
+    code = main(["derive", "x'*A*x", "--wrt", "x", "--entrywise", "0"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "size must be" in err and "Traceback" not in err
