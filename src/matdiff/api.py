@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from .syntax.lower import lower
 from .syntax.parse import CONSTANTS, FUNCTIONS, parse_typed
 from .syntax.types import Decl, declaration_text, parse_declarations, with_stated_sizes
 
+if TYPE_CHECKING:  # the explanations load on first use
+    from .explain.entrywise import Entrywise
+
 CONVENTIONS = ("sym", "full", "cookbook")
 LAYOUTS = ("shape", "numerator", "denominator")
 LAYOUT_NOTES = {
@@ -51,7 +55,7 @@ CONVENTION_NOTES = {
     "full": "{x} is {structure}, but this is G, the gradient that treats all entries of {x} "
             "as independent (the default gives the gradient on {structure} matrices)",
     "cookbook": "{x} is symmetric: this is the Matrix Cookbook's G + G' - diag(diag(G)), the "
-                "derivatives with respect to each free entry (X_ij and X_ji moved together)",
+                "derivatives with respect to each free entry ({x}_ij and {x}_ji moved together)",
     "diagonal": "{x} is diagonal: this is the gradient on diagonal matrices, the diagonal of G",
 }
 
@@ -199,7 +203,7 @@ class Result(_Printed):
                 f"d{self.order}{f}/d{self.wrts[0]}{self.order}"
         return label if self.direction is None else f"{label}[{self.direction}]"
 
-    def entrywise(self, size: int = 3, seed: int = 0):
+    def entrywise(self, size: int = 3, seed: int = 0) -> Entrywise:
         """The derivative entry by entry: its index form ([df/dS]_ij = df/dS_ij = ...) and, on
         a random instance with every dimension ``size``, central finite differences of each
         partial derivative beside the formula's entries (for a symmetric variable, one table
