@@ -32,3 +32,10 @@ def test_factored_diag_sums_read_back(expr):
         expected = np.tensordot(expected, values["d" + wrt], axes=values[wrt].ndim)
     actual = matdiff.evaluate(printed, declare, **values)
     np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_elementwise_powers_in_unicode_and_latex():
+    """A Hadamard power is A^{∘k}: the ring before the superscript, as in the LaTeX."""
+    d = matdiff.derive("sum(x.^3)", wrt="x", order=2).differential
+    assert d.text == "6*sum(x.*dx.^2)"
+    assert "dx∘²" in d.unicode and r"\mathrm{d}x^{\circ 2}" in d.latex
