@@ -127,8 +127,9 @@ def _merge_elementwise(terms: list[Mono], rank, ones):
     lone = [_lone(t) for t in terms]
     if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
         # diag turns a matrix into a vector and a vector into a matrix: the arguments' ones
-        # are of the other rank than the sum's
-        inner_ones = {None: None, ONES: MATRIX_ONES, MATRIX_ONES: ONES}.get(ones)
+        # are of the other rank than the sum's; of unknown rank, the scalar 1, which the
+        # language broadcasts to the shape of what it is added to
+        inner_ones = {ONES: MATRIX_ONES, MATRIX_ONES: ONES}.get(ones, Num(Fraction(1)))
         inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank,
                            inner_ones)
         return Mono(Fraction(1), (), (Call("diag", (inner,)),))
