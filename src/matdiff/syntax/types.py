@@ -784,7 +784,9 @@ def with_stated_sizes(text: str, decls: dict[str, Decl], shape: tuple) -> str:
     """``text`` (an expression of the given ``shape``) with the size written into each ``eye``,
     ``vector(c)`` and ``matrix(c)`` that the text itself leaves open (``2*a*eye`` becomes
     ``2*a*eye(n)``), so that it reads back without knowing the shape it should have."""
-    root = parse_text(text)
+    # our own output, bounded by the output length, may have more parts than an input may
+    with budget.limits(parts=max(budget.current().parts, len(text))):
+        root = parse_text(text)
     inference = _Inference(decls, text)
     inference.run(root)
     open_constants = [node for node in post_order(root) if _is_unsized_constant(node)
