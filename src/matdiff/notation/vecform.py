@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..core.ir import Dim, Expr, add, dim_product
+from ..core.ir import Dim, Expr, add, dim_product, merge
+from ..core.simplify import simplify
+from ..errors import MatdiffError
 from .kron import NoKroneckerForm, kron_form, sized
 from .raising import NoMatrixForm, matrix_raiser
 from .render import LATEX, TEXT, UNICODE, render
@@ -65,6 +67,10 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
     if inner is not None:  # F = vec(G): d vec(F) = d vec(G), so J is G's
         raise_matrix = matrix_raiser(reading_order)
         return vec_form(inner, lambda: raise_matrix(inner), inner.ndim - ncol, reading_order)
+    if nrow == 0 and ncol == 2:  # a scalar's gradient G as the row vec(G)'
+        vec_g = _vec_of_gradient(derivative, notation, reading_order)
+        if vec_g is not None:
+            return VecForm(transposed_note(vec_g), shape)
     try:
         if nrow + ncol > 2 and nrow:
             return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
@@ -83,6 +89,21 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
         return f"no Kronecker form: {why}"
     except NoMatrixForm:
         return "no Kronecker form: a Kronecker operand has no matrix form"
+
+
+def _vec_of_gradient(g: Expr, notation: Callable[[], object], reading_order):
+    """vec(G) for a gradient G: from G's notation, or, where G has none (it is the reshaping
+    of a vector: the gradient of vec(X)'*W*vec(X)), vec(G) simplified and raised itself."""
+    try:
+        note = notation()
+    except MatdiffError:
+        note = None
+    if note is not None and not isinstance(note, IndexForm):
+        return Call("vec", (sized(note, g.shape),))
+    try:
+        return matrix_raiser(reading_order)(simplify(merge(g, (2,))))
+    except NoMatrixForm:
+        return None
 
 
 def _unvec(d: Expr, nrow: int) -> Expr | None:
