@@ -17,16 +17,10 @@ import numpy as np
 
 from ..core.ir import Dim, dim_names, dim_size
 from ..errors import MatdiffError
-from ..notation.factor import abbreviate
-from ..notation.raising import OUT_NAMES, raise_expr, raise_index_form
-from ..notation.render import LATEX, TEXT, render
-from ..notation.tree import IndexForm, Sum, Sym, Where
 from ..numeric.check import STEP, draw_point, finite_difference
 from ..numeric.codegen import compile_numpy
-from .entries import entry
+from .entries import entry_labels_of, index_form
 
-STYLES = {"text": TEXT, "latex": LATEX}
-GLUE = {"text": " where ", "latex": r"\text{where } "}
 MAX_ENTRIES = 81   # rows of one table: a 4-axis tensor at size 3
 MAX_SIZE = 9       # dimensions of the instance: one digit per index in the labels
 DRAWS = 20         # instances tried before giving up on one where everything is finite
@@ -86,7 +80,7 @@ class Entrywise:
     seed: int
     tables: list[Table]
     index_note: object = field(repr=False)   # the entry's notation tree
-    bound: Where | None = field(repr=False)  # the names it uses (f, s...) and their values
+    bound: object = field(repr=False)      # Where  # the names it uses (f, s...) and their values
     entry_labels: dict[str, Callable[[tuple[int, ...]], str]] = field(repr=False)
     note: str | None = None      # the factor 2, for a symmetric variable
     omitted: str | None = None   # why there is no table
@@ -215,8 +209,8 @@ def entrywise(r, rederive: Callable[[str], object], size: int = 3, seed: int = 0
         raise MatdiffError("the entrywise view is of the derivative itself, not of the "
                            "derivative applied to a direction", hint="derive without direction")
     shapes = {name: d.shape for name, d in r.variables.items()}
-    labels, index, where, index_note, bound = _index_form(r)
-    entry_labels = _entry_labels(r)
+    labels, index, where, index_note, bound = index_form(r)
+    entry_labels = entry_labels_of(r)
     count = _count(r.derivative.shape, size)
     point = _instance(r, shapes, size, seed)
     if count > MAX_ENTRIES:
@@ -304,138 +298,6 @@ def _instance(r, shapes: dict[str, tuple[Dim, ...]], size: int, seed: int) -> di
 
 def _count(shape: tuple[Dim, ...], size: int) -> int:
     return math.prod(dim_size(d, {n: size for n in dim_names(d)}) for d in shape)
-
-
-# -- the index form and the labels --
-
-def _blocks(r) -> list[tuple[str, int]]:
-    """(name, number of axes) of F's block (named "F", "f" when scalar) and each variable's."""
-    blocks = [("F", r.function.ndim)] if r.function.ndim else []
-    return blocks + [(w, len(r.variables[w].shape)) for w in r.wrts]
-
-
-def _split(indices: tuple, blocks: list[tuple[str, int]]) -> list[tuple]:
-    out, k = [], 0
-    for _, n in blocks:
-        out.append(tuple(indices[k:k + n]))
-        k += n
-    return out
-
-
-def _partial(r, indices: tuple, style: str) -> str:
-    """df/dS_ij, dF_i/dx_j, d2f/dx_i dx_j (LaTeX: \\partial)."""
-    blocks = _blocks(r)
-    parts = _split(indices, blocks)
-    f = "F" if r.function.ndim else "f"
-    f_sub = parts.pop(0) if r.function.ndim else ()
-    wrts = blocks[1:] if r.function.ndim else blocks
-    order = f"{r.order}" if r.order > 1 else ""
-    if style == "latex":
-        top = (rf"\partial^{{{order}}} " if order else r"\partial ") + f + _latex_sub(f_sub)
-        bottom = r"\,".join(rf"\partial {_latex_var(w)}{_latex_sub(s)}"
-                            for (w, _), s in zip(wrts, parts))
-        return rf"\frac{{{top}}}{{{bottom}}}"
-    top = f"d{order}{f}" + _text_sub(f_sub)
-    return f"{top}/" + " ".join(f"d{w}{_text_sub(s)}" for (w, _), s in zip(wrts, parts))
-
-
-def _whole(r, style: str) -> str:
-    """[df/dS], [d2f/dx2] (LaTeX: the fraction in brackets)."""
-    f = "F" if r.function.ndim else "f"
-    if style == "latex":
-        order = rf"^{{{r.order}}}" if r.order > 1 else ""
-        bottom = r"\,".join(rf"\partial {_latex_var(w)}" for w in r.wrts)
-        return rf"\frac{{\partial{order} {f}}}{{{bottom}}}"
-    if r.order == 1:
-        return f"d{f}/d{r.wrts[0]}"
-    if len(set(r.wrts)) == 1:
-        return f"d{r.order}{f}/d{r.wrts[0]}{r.order}"
-    return f"d{r.order}{f}/" + "".join(f"d{w}" for w in r.wrts)
-
-
-def _entry_labels(r) -> dict[str, Callable[[tuple[int, ...]], str]]:
-    def numbers(idx: tuple[int, ...]) -> tuple[str, ...]:
-        return tuple(str(k + 1) for k in idx)
-    return {"text": lambda idx: _partial(r, numbers(idx), "text"),
-            "latex": lambda idx: _partial(r, numbers(idx), "latex")}
-
-
-def _index_form(r) -> tuple:
-    """The label ``[df/dS]_ij = df/dS_ij``, the formula's (i, j) entry, and ``f = ...`` where
-    that entry names the expression f."""
-    names = tuple(OUT_NAMES[:r.derivative.ndim])
-    label = {}
-    for style in ("text", "latex"):
-        whole = _whole(r, style)
-        if not names:
-            label[style] = whole
-            continue
-        sub = _text_sub(names) if style == "text" else _latex_sub(names)
-        bracketed = f"[{whole}]" if style == "text" else rf"\left[{whole}\right]"
-        label[style] = f"{bracketed}{sub} = {_partial(r, names, style)}"
-    note, bound = _entry_note(r, names)
-    index = {"text": render(note, TEXT), "latex": render(note, LATEX)}
-    where = {"text": "", "latex": ""}
-    if bound is not None:  # "f = ...", "s = ...": the names the entry uses
-        where = {style: render(Where(Sym("_"), bound.names, bound.values), STYLES[style])
-                 .split(GLUE[style], 1)[1] for style in ("text", "latex")}
-    return label, index, where, note, bound
-
-
-def _entry_note(r, names: tuple[str, ...]):
-    """The entry's notation, and the function's where the entry writes it as f."""
-    notation = r.notation
-    if r.derivative.ndim > 2 or isinstance(notation, IndexForm):
-        try:
-            form = raise_index_form(r.derivative, r.reading_order)
-        except MatdiffError:
-            return Sym("(no index form)"), None  # the table still shows every entry
-        return (Sum(form.terms) if len(form.terms) != 1 else form.terms[0]), None
-    declare, bindings = r.declaration, ""
-    if not r.function.ndim and "f" not in r.variables:
-        whole = raise_expr(r.function, r.reading_order)
-        short = abbreviate(notation, whole, "f")
-        if short is not None:
-            note = entry(short, names, _rank(r.declaration + "; f: scalar", ""))
-            return note, Where(Sym("f"), ("f",), (whole,))
-    named = r.form.named_notation
-    if isinstance(named, Where):  # diag(s) - s*s' where s = ...: the entry of the body
-        notation = named.body
-        bindings = render(Where(Sym("_"), named.names, named.values), TEXT)[1:]
-        return entry(notation, names, _rank(declare, bindings)), named
-    return entry(notation, names, _rank(declare, bindings)), None
-
-
-def _rank(declare: str, bindings: str) -> Callable[[object], int]:
-    """The number of axes of a notation, by reading its text back with the ``where``
-    bindings its names need (-1 where it does not read alone, as vector(1) whose size only
-    its context gives)."""
-    from ..syntax.lower import lower
-    from ..syntax.parse import parse_typed
-    from ..syntax.types import parse_declarations
-    decls = parse_declarations(declare)
-
-    def rank(note) -> int:
-        try:
-            root, variables = parse_typed(render(note, TEXT) + bindings, decls, "text")
-            return lower(root, variables).ndim
-        except MatdiffError:
-            return -1
-    return rank
-
-
-def _text_sub(indices: tuple[str, ...]) -> str:
-    if not indices:
-        return ""
-    return "_" + ("".join(indices) if all(len(i) == 1 for i in indices) else ",".join(indices))
-
-
-def _latex_sub(indices: tuple[str, ...]) -> str:
-    return f"_{{{''.join(indices)}}}" if indices else ""
-
-
-def _latex_var(name: str) -> str:
-    return render(Sym(name), LATEX)
 
 
 def _number(v: float) -> str:
