@@ -228,6 +228,11 @@ class _Printer:
 
     # products and sums -------------------------------------------------------------------------
     def join_product(self, parts: list[str]) -> str:
+        if self.s is LATEX:  # a thin space after a differential: dS S^{-1}, not dSS^{-1}
+            out = parts[0]
+            for before, p in zip(parts, parts[1:]):
+                out += r"\, " + p if before.startswith(r"\mathrm{d}") else " " + p
+            return out
         if self.s is not UNICODE:
             return self.s.times.join(parts)
         out = parts[0]
