@@ -615,6 +615,17 @@ def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = Fal
             note = _index_note(x, tuple(label_of[i] for i in idx), raiser, summed)
             (indexed if idx else scalars).append(note)
         return Mono(Fraction(1), tuple(scalars), tuple(indexed))
+    if e.op == "merge":  # each merged axis is a pair (or more) of summed indices
+        inner_labels, links = [], []
+        for label, g in zip(labels, e.data):
+            if g == 1:
+                inner_labels.append(label)
+                continue
+            parts = tuple(next(summed) for _ in range(g))
+            inner_labels += parts
+            links.append(Indexed(None, (label, f"({','.join(parts)})")))
+        inner = mono(_index_note(e.args[0], tuple(inner_labels), raiser, summed), False)
+        return Mono(inner.coef, inner.scalars, tuple(links) + inner.chain, inner.den)
     if e.op == "delta":
         return Indexed(None, labels)
     if e.op in ("ones", "zero"):
