@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -272,8 +273,11 @@ class Result(_Printed):
             return "vec forms are defined for first and second derivatives, not for higher " \
                    "orders or directional derivatives"
         try:
-            return vec_form(self.derivative, lambda: self.notation, self._row_axes,
+            form = vec_form(self.derivative, lambda: self.notation, self._row_axes,
                             self.reading_order)
+            if isinstance(form, VecForm):
+                form = dataclasses.replace(form, variables=self._all_variables)
+            return form
         except MatdiffError as err:  # the tensor itself has no notation
             return f"no vec form: {err.message}"
 

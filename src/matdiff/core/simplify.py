@@ -730,6 +730,18 @@ def _pow_trivial(node: Expr) -> Expr | None:
     return None
 
 
+def _is_all_ones(x: Expr) -> bool:
+    """An array of ones: the ones vector, or an outer product of ones vectors (matrix(1))."""
+    return x.op == "ones" or (x.op == "einsum" and all(a.op == "ones" for a in x.args)
+                              and all(len(i) == 1 for i in x.data[0])
+                              and len({i for (i,) in x.data[0]}) == len(x.data[0]))
+
+
+def _pow_of_ones(node: Expr) -> Expr | None:
+    """1^e = 1, entry by entry."""
+    return node.args[0] if _is_all_ones(node.args[0]) else None
+
+
 def _pow_numbers(node: Expr) -> Expr | None:
     """Fold b^e for numbers when exact."""
     b, e = _number(node.args[0]), _number(node.args[1])
@@ -935,7 +947,7 @@ def _logdet_rules(node: Expr) -> Expr | None:
 
 
 RULES: dict[str, list[Rule]] = {
-    "pow": [_pow_trivial, _pow_numbers, _pow_of_zero, _pow_of_pow, _pow_of_product],
+    "pow": [_pow_trivial, _pow_of_ones, _pow_numbers, _pow_of_zero, _pow_of_pow, _pow_of_product],
     "exp": [_inverse_of("exp"), _numeric_fold("exp", {Fraction(0): Fraction(1)})],
     "log": [_inverse_of("log"), _numeric_fold("log", {Fraction(1): Fraction(0)}),
             _log_of_power, _log_of_product],

@@ -21,6 +21,7 @@ from fractions import Fraction
 from ..core.ir import Dim, Expr, add, dim_product, merge
 from ..core.simplify import simplify
 from ..errors import MatdiffError
+from ..syntax.types import with_stated_sizes
 from .kron import NoKroneckerForm, kron_form, sized
 from .raising import NoMatrixForm, matrix_raiser
 from .render import LATEX, TEXT, UNICODE, render
@@ -35,10 +36,19 @@ class VecForm:
 
     note: object
     shape: tuple[Dim, Dim]
+    variables: dict | None = None  # the declarations, to state the sizes of ones and eye
 
     @property
     def text(self) -> str:
-        return render(self.note, TEXT)
+        text = render(self.note, TEXT)
+        if self.variables is None:
+            return text
+        # a row or column of J is a vector in the language: its one dimension is the other
+        try:
+            return with_stated_sizes(text, self.variables,
+                                     tuple(d for d in self.shape if d != 1))
+        except ValueError:  # a product dimension that inference cannot split: as printed
+            return text
 
     @property
     def latex(self) -> str:
@@ -73,7 +83,8 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
             return VecForm(transposed_note(vec_g), shape)
     try:
         if nrow + ncol > 2 and nrow:
-            return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
+            return VecForm(kron_form(derivative, nrow, ncol,
+                                     matrix_raiser(reading_order, sized_ones=True)),
                            shape)
         notation = notation()
         if isinstance(notation, IndexForm):
