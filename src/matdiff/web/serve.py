@@ -46,7 +46,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
               file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                             timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again once it has shut down
+        pass
+    print("matdiff serve: stopped", file=sys.stderr)
     return 0
 
 
@@ -63,6 +67,7 @@ def _bound(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
     except OSError:
         sock.close()
         raise

@@ -25,6 +25,7 @@ from .schema import Settings, error
 
 REPLY_BYTES = 64 * 2**20  # the longest reply line read from a worker
 START_SECONDS = 60.0      # a worker that is not ready by then is a broken installation
+START_ATTEMPTS = 3
 
 
 class WorkerDied(Exception):
@@ -38,14 +39,16 @@ class Worker:
     memory: dict = field(default_factory=dict)
 
     @classmethod
-    async def start(cls, settings: Settings) -> Worker:
+    async def start(cls, settings: Settings, program: tuple[str, ...] = ()) -> Worker:
+        """A started worker, ready for requests; ``program`` replaces the command (tests)."""
         env = dict(os.environ)
         # the worker imports the matdiff this server runs, wherever that is
         here = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
         debug = bool(env.get("MATDIFF_DEBUG"))
+        program = program or (sys.executable, "-m", "matdiff.web.workers")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "matdiff.web.workers", str(settings.seconds),
+            *program, str(settings.seconds),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=None if debug else asyncio.subprocess.DEVNULL, env=env, limit=REPLY_BYTES)
         worker = cls(process)
@@ -83,6 +86,7 @@ class Worker:
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         await self.process.wait()
+        self.process.stdin.close()  # the last open pipe: the transport can finish
 
     async def close(self) -> None:
         """Let it finish (end of its input), else kill it."""
@@ -98,8 +102,8 @@ class Worker:
 class Pool:
     """``size`` workers; ``await pool.run(task, payload)`` -> (status, body)."""
 
-    def __init__(self, size: int, settings: Settings):
-        self.size, self.settings = size, settings
+    def __init__(self, size: int, settings: Settings, program: tuple[str, ...] = ()):
+        self.size, self.settings, self.program = size, settings, program
         self.idle: asyncio.Queue[Worker] | None = None
         self.workers: set[Worker] = set()
         self.counts = {"requests": 0, "killed": 0, "died": 0, "retired": 0, "busy": 0}
@@ -107,13 +111,13 @@ class Pool:
 
     async def start(self) -> None:
         self.idle = asyncio.Queue()
-        for worker in await asyncio.gather(*(Worker.start(self.settings)
+        for worker in await asyncio.gather(*(Worker.start(self.settings, self.program)
                                              for _ in range(self.size))):
             self._add(worker)
 
     async def stop(self) -> None:
-        for task in list(self._replacing):
-            task.cancel()
+        # replacements under way finish first, so that no process outlives the pool
+        await asyncio.gather(*self._replacing, return_exceptions=True)
         await asyncio.gather(*(w.close() for w in list(self.workers)), return_exceptions=True)
         self.workers.clear()
 
@@ -162,7 +166,12 @@ class Pool:
 
         async def replace() -> None:
             await (worker.kill() if kill else worker.close())
-            self._add(await Worker.start(self.settings))
+            for attempt in range(START_ATTEMPTS):
+                try:
+                    self._add(await Worker.start(self.settings, self.program))
+                    return
+                except WorkerDied:
+                    await asyncio.sleep(2 ** attempt)
 
         task = asyncio.get_running_loop().create_task(replace())
         self._replacing.add(task)
