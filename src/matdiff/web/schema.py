@@ -30,6 +30,7 @@ class Settings:
     expression_chars: int = 4_000     # the expression, and separately the declarations
     seconds: float = 4.0              # matdiff's time budget for one request, in the worker
     grace: float = 2.0                # past the budget by this much, the worker is killed
+    import_seconds: float = 60.0      # more for /api/source: a worker's first JAX or PyTorch
     queue_seconds: float = 30.0       # waiting for a free worker, then 503
     tasks_per_worker: int = 500       # then the worker is replaced (memory stays bounded)
     worker_rss_mib: int = 1_500       # a worker above this after a request is replaced

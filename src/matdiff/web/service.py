@@ -7,6 +7,8 @@ message and, where it has one, the column and which field it is in (``expr`` or 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import resource
 import traceback
 
@@ -17,8 +19,9 @@ from ..core.ir import Expr, shape_text
 from ..errors import MatdiffError, printable, shorten
 from ..notation.render import LATEX, UNICODE, render
 from ..notation.tree import Sym
-from ..syntax.parse import is_latex, parse_typed
-from ..syntax.types import PROPERTIES
+from ..syntax.parse import CONSTANTS, Name, is_latex, parse_text, parse_typed, post_order
+from ..syntax.types import PROPERTIES, Decl, parse_declarations
+from ..syntax.usage import default_rank
 from .schema import error
 
 KINDS = ("scalar", "vector", "matrix")
@@ -28,12 +31,38 @@ SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def variables(p: dict) -> dict:
-    """The variables the expression uses, as its defaults and declarations type them."""
-    _, found = parse_typed(p["expr"], p["declare"], p["syntax"])
-    return {"syntax": _syntax(p), "variables": [
-        {"name": d.name, "kind": KINDS[len(d.shape)], "dims": [str(n) for n in d.shape],
-         "props": [q for q in PROPERTIES if q in d.props]} for d in found.values()],
-        "wrt": _first_wrt(found)}
+    """The variables the expression uses, as its defaults and declarations type them. Where
+    the text parses but does not type (``k`` a vector by its letter in ``(2*pi)^(-k/2)``),
+    its names with their default kinds, and the error as ``type_error``: the table that
+    fixes it can still be shown."""
+    try:
+        _, found = parse_typed(p["expr"], p["declare"], p["syntax"])
+        type_error = None
+    except LimitError:
+        raise
+    except MatdiffError as err:
+        if _syntax(p) != "text":
+            raise
+        found = _untyped(parse_text(p["expr"]), parse_declarations(p["declare"]))
+        if not found:
+            raise
+        type_error = failure("input", err, p)["error"]
+    return {"syntax": _syntax(p), "variables": [_row(d) for d in found.values()],
+            "wrt": _first_wrt(found), "type_error": type_error}
+
+
+def _row(d: Decl) -> dict:
+    return {"name": d.name, "kind": KINDS[len(d.shape)],
+            "dims": ["" if n is None else str(n) for n in d.shape],
+            "props": [q for q in PROPERTIES if q in d.props]}
+
+
+def _untyped(root, decls: dict[str, Decl]) -> dict[str, Decl]:
+    """The names of a parsed tree in reading order, declared or by their default letter."""
+    names = sorted((node for node in post_order(root) if isinstance(node, Name)
+                    and node.name not in CONSTANTS), key=lambda node: node.pos)
+    return {node.name: decls.get(node.name) or
+            Decl(node.name, (None,) * default_rank(node.name)) for node in names}
 
 
 def _syntax(p: dict) -> str:
@@ -78,10 +107,7 @@ def derivation(p: dict) -> dict:
         "vec_shape": shape_text(r.vec.shape) if r.vec else None,
         "shape_text": shape_text(r.shape), "layout_note": r.layout_note,
         "check_resolution": None if verdict is None else float(verdict.resolution),
-        "variables": [{"name": d.name, "kind": KINDS[len(d.shape)],
-                       "dims": [str(n) for n in d.shape],
-                       "props": [q for q in PROPERTIES if q in d.props]}
-                      for d in r.variables.values()],
+        "variables": [_row(d) for d in r.variables.values()],
     })
     body.update(_steps(r, p["steps"]))
     body.update(_entrywise(r, p["entrywise"]))
@@ -171,6 +197,8 @@ TASKS = {"variables": variables, "derive": derivation, "source": source}
 def answer(task: str, p: dict) -> tuple[int, dict]:
     """(status, body) for one validated request: 200, 422 for input matdiff refuses or work
     past a limit, 500 for a bug (one line, never a traceback)."""
+    if task == "source":
+        _import(p["backend"])
     try:
         with budget.request():
             return 200, TASKS[task](p)
@@ -188,6 +216,13 @@ def answer(task: str, p: dict) -> tuple[int, dict]:
         return 500, error("internal", shorten(printable(
             f"internal error, please report: {type(err).__name__}: {err} (at "
             f"{where.name}:{where.lineno})"), 400))
+
+
+def _import(backend: str) -> None:
+    """Import JAX or PyTorch before the time budget starts: their first import alone can take
+    longer than a request may (the pool allows for it, Settings.import_seconds)."""
+    with contextlib.suppress(ImportError):  # source() then says what to install
+        importlib.import_module(backend)
 
 
 def failure(kind: str, err: MatdiffError, p: dict, **extra) -> dict:

@@ -138,7 +138,8 @@ class Pool:
         return await asyncio.shield(self._on(worker, task, payload))
 
     async def _on(self, worker: Worker, task: str, payload: dict) -> tuple[int, dict]:
-        seconds = self.settings.seconds + self.settings.grace
+        seconds = self.settings.seconds + self.settings.grace + (
+            self.settings.import_seconds if task == "source" else 0.0)
         try:
             status, body = await worker.ask(task, payload, seconds)
         except TimeoutError:

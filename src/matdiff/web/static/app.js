@@ -95,14 +95,22 @@ function request(extra) {
   };
 }
 
+// body[data-pending] is "true" from a change until everything it asked for has been shown
+function pending(yes) {
+  document.body.dataset.pending = String(yes);
+}
+
 let timer = null;
 function soon() {
+  pending(true);
   clearTimeout(timer);
   timer = setTimeout(refresh, DEBOUNCE_MS);
 }
 
 async function refresh() {
   const mine = ++generation;
+  clearTimeout(timer);
+  pending(true);
   if (controller) controller.abort();
   controller = new AbortController();
   const signal = controller.signal;
@@ -110,6 +118,7 @@ async function refresh() {
   showError(null);
   if (!state.expr.trim()) {
     setStatus("Type an expression.", "idle");
+    pending(false);
     return;
   }
   setStatus("working…", "busy");
@@ -119,6 +128,7 @@ async function refresh() {
     if (mine !== generation) return;
     if (!found.ok) return showError(found.data.error);
     showVariables(found.data);
+    if (found.data.type_error) return showError(found.data.type_error);
     const derived = await ask("derive", request({steps: true, entrywise: true}), signal);
     if (mine !== generation) return;
     if (!derived.ok) return showError(derived.data.error);
@@ -129,6 +139,8 @@ async function refresh() {
     if (err.name !== "AbortError" && mine === generation) {
       showError({kind: "network", message: `no answer from the server (${err.message})`});
     }
+  } finally {
+    if (mine === generation) pending(false);
   }
 }
 
@@ -136,8 +148,9 @@ async function refreshCode(mine, signal) {
   const code = $("code").firstChild;
   code.textContent = "generating…";
   $("code").dataset.ready = "false";
-  const answer = await ask("source", request({backend: state.backend}), signal);
-  if (mine !== generation) return;
+  const backend = state.backend;
+  const answer = await ask("source", request({backend}), signal);
+  if (mine !== generation || backend !== state.backend) return;  // a newer ask will show
   state.source = answer.ok ? answer.data : null;
   code.textContent = answer.ok ? answer.data.source : answer.data.error.message;
   $("code").classList.toggle("failed", !answer.ok);
@@ -199,6 +212,7 @@ function variableRow(v) {
   cell(name);
   const kind = document.createElement("select");
   kind.append(...KINDS.map((k) => new Option(k, k, false, k === v.kind)));
+  kind.setAttribute("aria-label", `type of ${v.name}`);
   kind.onchange = () => edit(v, {kind: kind.value});
   cell(kind);
   const dims = document.createElement("input");
@@ -430,11 +444,17 @@ function start() {
   }
   $("defaults").onclick = () => { state.declared.clear(); refresh(); };
   for (const tab of document.querySelectorAll(".tabs [data-backend]")) {
-    tab.onclick = () => {
+    tab.onclick = async () => {
       state.backend = tab.dataset.backend;
       showBackend();
       writeUrl();
-      refreshCode(generation, controller ? controller.signal : undefined);
+      const mine = generation;
+      pending(true);
+      try {
+        await refreshCode(mine, controller ? controller.signal : undefined);
+      } finally {
+        if (mine === generation) pending(false);
+      }
     };
   }
   $("copy").onclick = copy;
