@@ -344,3 +344,20 @@ def test_workers_are_recycled_and_memory_stays_bounded():
     # the interned IR does not grow with the requests a worker has answered
     counts = [w[0]["interned_nodes"] for w in interned if w and w[0]["tasks"] == 3]
     assert counts and max(counts) < 2 * min(counts) + 500
+
+
+def test_the_check_gives_way_to_the_derivative_when_time_runs_short():
+    from matdiff import budget
+    from matdiff.web.service import RESERVE_S, _within_reserve
+
+    def slow():
+        time.sleep(1.1)  # past the 1.0 s the reserve leaves it
+        budget.check_time("checking")
+        return "done"
+
+    with budget.request({"seconds": RESERVE_S + 1.0}):
+        value, why = _within_reserve(slow)
+        assert value is None and why.startswith("not done: gave up checking")
+        assert budget.remaining() > 0  # the rest of the request still has its reserve
+    with budget.request({"seconds": 30.0}):
+        assert _within_reserve(lambda: "done") == ("done", None)

@@ -28,8 +28,8 @@ class Settings:
 
     body_bytes: int = 65_536          # a request body
     expression_chars: int = 4_000     # the expression, and separately the declarations
-    seconds: float = 4.0              # matdiff's time budget for one request, in the worker
-    grace: float = 2.0                # past the budget by this much, the worker is killed
+    seconds: float = 8.0              # matdiff's time budget for one request, in the worker
+    grace: float = 4.0                # past the budget by this much, the worker is killed
     import_seconds: float = 60.0      # more for /api/source: a worker's first JAX or PyTorch
     queue_seconds: float = 30.0       # waiting for a free worker, then 503
     tasks_per_worker: int = 500       # then the worker is replaced (memory stays bounded)

@@ -27,6 +27,7 @@ from .schema import error
 KINDS = ("scalar", "vector", "matrix")
 SHOWN_PROPERTIES = ("symmetric", "posdef", "diagonal")  # the table's checkboxes
 SHORT_FUNCTION = 40  # characters: a shorter function is written out in d(...) labels
+RESERVE_S = 0.5  # of a request's time, kept for what follows the check and entrywise table
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -85,12 +86,12 @@ def _derived(p: dict) -> Result:
 
 
 def derivation(p: dict) -> dict:
-    """``Result.to_dict`` (the fields of ``--format json``) and the page's other views."""
+    """``Result.to_dict`` (the fields of ``--format json``) and the page's other views. The
+    numerical check and the entrywise table come last, each within the time left less a
+    reserve: past it they say why they are missing, and the derivative is still shown."""
     r = _derived(p)
-    verdict = r.check() if p["check"] else None
-    body = r.to_dict(verdict)
     differential = r.differential
-    body.update({
+    views = {
         "syntax": _syntax(p),
         "function_latex": r.function_in("latex"), "function_unicode": r.function_in("unicode"),
         "latex_with_f": r.abbreviated("f", "latex"),
@@ -106,12 +107,35 @@ def derivation(p: dict) -> dict:
         "vec_unicode": r.vec.unicode if r.vec else None,
         "vec_shape": shape_text(r.vec.shape) if r.vec else None,
         "shape_text": shape_text(r.shape), "layout_note": r.layout_note,
-        "check_resolution": None if verdict is None else float(verdict.resolution),
         "variables": [_row(d) for d in r.variables.values()],
-    })
-    body.update(_steps(r, p["steps"]))
-    body.update(_entrywise(r, p["entrywise"]))
+    }
+    views.update(_steps(r, p["steps"]))
+    verdict, views["check_error"] = _within_reserve(r.check) if p["check"] else (None, None)
+    views["check_resolution"] = None if verdict is None else float(verdict.resolution)
+    body = r.to_dict(verdict)
+    body.update(views)
+    if p["entrywise"] is None:
+        body.update(entrywise=None, entrywise_reason="not asked for (\"entrywise\": true)")
+    elif not hasattr(type(r), "entrywise"):
+        body.update(entrywise=None, entrywise_reason="this version of matdiff has no "
+                                                     "entrywise view (Result.entrywise)")
+    else:
+        table, reason = _within_reserve(lambda: r.entrywise(p["entrywise"]["size"],
+                                                            p["entrywise"]["seed"]).to_dict())
+        body.update(entrywise=table, entrywise_reason=reason)
     return body
+
+
+def _within_reserve(work):
+    """(work(), None), or (None, why) where it would pass the time left less RESERVE_S."""
+    seconds = budget.remaining() - RESERVE_S
+    if seconds <= 0:
+        return None, "not done: no time was left for it"
+    try:
+        with budget.request({"seconds": seconds}):
+            return work(), None
+    except LimitError as err:
+        return None, f"not done: {err.message}"
 
 
 def _steps(r: Result, wanted: bool) -> dict:
@@ -121,16 +145,6 @@ def _steps(r: Result, wanted: bool) -> dict:
         return {"steps": None, "steps_reason": "this version of matdiff has no derivation "
                                                "steps (Result.steps)"}
     return {"steps": r.steps.to_dict(), "steps_reason": None}
-
-
-def _entrywise(r: Result, wanted: dict | None) -> dict:
-    if wanted is None:
-        return {"entrywise": None, "entrywise_reason": "not asked for (\"entrywise\": true)"}
-    if not hasattr(type(r), "entrywise"):
-        return {"entrywise": None, "entrywise_reason": "this version of matdiff has no "
-                                                       "entrywise view (Result.entrywise)"}
-    return {"entrywise": r.entrywise(wanted["size"], wanted["seed"]).to_dict(),
-            "entrywise_reason": None}
 
 
 def _name(name: str) -> str:

@@ -288,6 +288,12 @@ function showResult(r) {
 function showCheck(r) {
   const check = $("check");
   check.replaceChildren();
+  if (r.check_error) {
+    check.textContent = `numerical check ${r.check_error}`;
+    check.className = "check muted";
+    return;
+  }
+  check.className = "check";
   if (!r.check_verdict) return;
   const badge = document.createElement("span");
   badge.className = `badge ${r.check_verdict}`;
