@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             return _example()
         if args.command == "serve":
             from .web.serve import serve  # the web stack loads only for this command
-            return serve(args.host, args.port, args.workers)
+            return serve(args.host, args.port, args.workers, args.seconds)
         if args.command == "em":
             from .em.demo import run  # the estimator stack loads only for this command
             return run(args.out, args.seed)
@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None,
                        help="worker processes computing the results (default: the CPUs, at "
                             "most 4)")
+    serve.add_argument("--seconds", type=float, default=None,
+                       help="time limit of one request (default 4; raise it for large "
+                            "expressions)")
     em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
                              description="Gaussian mixtures fitted by EM")
     em_commands = em.add_subparsers(dest="em_command", required=True)

@@ -361,3 +361,28 @@ def test_the_check_gives_way_to_the_derivative_when_time_runs_short():
         assert budget.remaining() > 0  # the rest of the request still has its reserve
     with budget.request({"seconds": 30.0}):
         assert _within_reserve(lambda: "done") == ("done", None)
+
+
+def test_answers_asked_again_come_from_a_bounded_cache(client):
+    from matdiff.web.app import Answers, _repeatable
+    request = {"expr": "tr(X'*B*X)", "wrt": "X", "layout": "numerator"}
+    first = post(client, "derive", request)
+    hits = client.get("/api/status").json()["cache"]["hits"]
+    again = post(client, "derive", request)
+    assert again.json() == first.json() and again.status_code == 200
+    assert client.get("/api/status").json()["cache"]["hits"] == hits + 1
+    answers = Answers(entries=3, size=1000)
+    for n in range(5):
+        answers.put(str(n), 200, b"x" * 100)
+    assert list(answers.kept) == ["2", "3", "4"] and answers.bytes == 3 * 101
+    answers.put("big", 200, b"x" * 600)  # over a quarter of the bound: not kept
+    assert "big" not in answers.kept
+    assert answers.get("2") is not None and list(answers.kept)[-1] == "2"
+    for n in range(9):
+        answers.put(f"k{n}", 200, b"y" * 240)
+    assert answers.bytes <= 1000 and len(answers.kept) <= 3
+    assert not _repeatable(422, {"error": {"kind": "timeout"}})
+    assert not _repeatable(422, {"error": {"kind": "limit", "limit": "seconds"}})
+    assert _repeatable(422, {"error": {"kind": "limit", "limit": "parts"}})
+    assert not _repeatable(200, {"check_error": "not done: gave up"})
+    assert not _repeatable(503, {"error": {"kind": "busy"}})

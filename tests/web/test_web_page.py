@@ -310,6 +310,55 @@ def test_a_phone_gets_one_column(browser, server, shots):
         ctx.close()
 
 
+def entrywise_of_xAx(x, a, h=1e-5) -> dict:
+    """An entrywise table of x'*A*x by x in the shape of Entrywise.to_dict() (the explain
+    branch's), with the finite differences computed here."""
+    f = lambda v: v @ a @ v  # noqa: E731
+    entries = []
+    for i in range(len(x)):
+        e = np.eye(len(x))[i] * h
+        fd = (f(x + e) - f(x - e)) / (2 * h)
+        exact = ((a + a.T) @ x)[i]
+        entries.append({"index": [i + 1], "label": f"[df/dx]_{i + 1}", "finite_difference": fd,
+                        "formula": exact, "difference": abs(fd - exact)})
+    return {"label": {"text": "[df/dx]_i = df/dx_i", "latex": r"\left[\frac{\partial f}"
+                      r"{\partial x}\right]_{i} = \frac{\partial f}{\partial x_{i}}"},
+            "index": {"text": "sum_j (A[i,j] + A[j,i])*x[j]",
+                      "latex": r"\sum_{j} \left(A_{ij} + A_{ji}\right) x_{j}"},
+            "where": {"text": "", "latex": ""}, "size": len(x), "seed": 0,
+            "point": {"x": x.tolist(), "A": a.tolist()},
+            "tables": [{"convention": None, "title": "", "perturbation": "x_i moved alone",
+                        "max_difference": max(e["difference"] for e in entries),
+                        "resolution": 1e-9, "step": h, "entries": entries}],
+            "note": None, "omitted": None}
+
+
+def test_the_entrywise_table_in_the_explain_format(context, server):
+    rng = np.random.default_rng(4)
+    x, a = rng.standard_normal(2), rng.standard_normal((2, 2))
+    table = entrywise_of_xAx(x, a)
+
+    def with_table(route):
+        body = route.fetch().json()
+        if body.get("entrywise") is None and "text" in body:
+            body["entrywise"] = table
+        route.fulfill(json=body)
+
+    context.route("**/api/derive", with_table)
+    page = open_page(context, server, "?expr=x'*A*x&wrt=x")
+    page.locator("#entrywise-section summary").click()
+    settled(page)
+    rows = page.locator("#entrywise table.entrywise tbody tr")
+    assert rows.count() == 2
+    for i, entry in enumerate(table["tables"][0]["entries"]):
+        cells = rows.nth(i).locator("td").all_text_contents()
+        assert cells[0] == entry["label"]
+        fd = entry["finite_difference"]
+        assert abs(float(cells[1]) - fd) <= 1e-6 * max(1.0, abs(fd))
+        assert abs(float(cells[2]) - ((a + a.T) @ x)[i]) <= 1e-6 * max(1.0, abs(fd))
+    assert page.locator("#entrywise .katex").count() == 1
+
+
 def test_steps_and_entrywise_sections(context, server):
     page = open_page(context, server, "?expr=x'*A*x&wrt=x")
     result = matdiff.derive("x'*A*x", "x")
@@ -318,6 +367,9 @@ def test_steps_and_entrywise_sections(context, server):
         assert page.locator("#steps details.step").count() == len(result.steps)
     else:
         expect(steps).to_contain_text("Result.steps")
+    expect(page.locator("#entrywise")).to_contain_text("not asked for")  # while folded
+    page.locator("#entrywise-section summary").click()
+    settled(page)
     if hasattr(result, "entrywise"):
         assert page.locator("#entrywise table.entrywise tbody tr").count() >= 1
     else:

@@ -99,6 +99,8 @@ def test_bad_arguments_are_one_line_errors(capsys):
     assert "--port must be from 0 to 65535" in capsys.readouterr().err
     assert main(["serve", "--workers", "0"]) == 2
     assert "--workers must be from 1" in capsys.readouterr().err
+    assert main(["serve", "--seconds", "0"]) == 2
+    assert "--seconds must be from 0.1" in capsys.readouterr().err
 
 
 def test_without_the_extra_serve_says_what_to_install(monkeypatch, capsys):

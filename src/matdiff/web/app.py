@@ -16,7 +16,9 @@ hosts (DNS rebinding is refused).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +63,7 @@ def create_app(workers: int | None = None, settings: Settings | None = None,
     called once its workers have started."""
     settings = settings or Settings()
     pool = Pool(workers or default_workers(), settings)
+    cache = Answers(settings.cache_entries, settings.cache_bytes)
     katex = katex_present(katex_dir)
     page = (STATIC / "index.html").read_text(encoding="utf-8").replace(
         "<!--katex-->", KATEX_TAGS if katex else "")
@@ -77,14 +80,21 @@ def create_app(workers: int | None = None, settings: Settings | None = None,
             except RequestError as err:
                 return JSONResponse(error("request", err.message, err.field),
                                     status_code=err.status)
+            key = json.dumps([name, payload], sort_keys=True)
+            known = cache.get(key)
+            if known is not None:
+                return Response(known[1], status_code=known[0], media_type="application/json")
             status, body = await pool.run(name, payload)
-            return JSONResponse(body, status_code=status,
-                                headers={"retry-after": "5"} if status == 503 else None)
+            response = JSONResponse(body, status_code=status,
+                                    headers={"retry-after": "5"} if status == 503 else None)
+            if _repeatable(status, body):
+                cache.put(key, status, response.body)
+            return response
         return handle
 
     async def status(request: Request) -> Response:
         return JSONResponse({"version": __version__, "katex": katex,
-                             "server": memory(), **pool.status()})
+                             "server": memory(), "cache": cache.status(), **pool.status()})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -108,6 +118,46 @@ def create_app(workers: int | None = None, settings: Settings | None = None,
                     exception_handlers={HTTPException: _http_error, Exception: _internal})
     app.state.pool, app.state.katex = pool, katex
     return app
+
+
+class Answers:
+    """The latest answers by request, least recently used first out, within both bounds."""
+
+    def __init__(self, entries: int, size: int):
+        self.entries, self.size = entries, size
+        self.kept: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self.bytes = self.hits = 0
+
+    def get(self, key: str) -> tuple[int, bytes] | None:
+        found = self.kept.get(key)
+        if found is not None:
+            self.kept.move_to_end(key)
+            self.hits += 1
+        return found
+
+    def put(self, key: str, status: int, body: bytes) -> None:
+        if key in self.kept or len(key) + len(body) > self.size // 4:
+            return
+        self.kept[key] = (status, body)
+        self.bytes += len(key) + len(body)
+        while len(self.kept) > self.entries or self.bytes > self.size:
+            old, (_, dropped) = self.kept.popitem(last=False)
+            self.bytes -= len(old) + len(dropped)
+
+    def status(self) -> dict:
+        return {"entries": len(self.kept), "bytes": self.bytes, "hits": self.hits}
+
+
+def _repeatable(status: int, body: dict) -> bool:
+    """Whether the same request would get the same answer: a result or an input error, not
+    a time-out, a busy pool or a bug (those depend on the moment)."""
+    if status == 200:  # unless the check or table gave way to the time limit
+        return not body.get("check_error") and not str(
+            body.get("entrywise_reason")).startswith("not done")
+    e = body.get("error", {})
+    return status == 422 and (e.get("kind") == "input" or
+                              e.get("kind") == "limit" and e.get("limit") not in
+                              (None, "seconds"))
 
 
 async def _body(request: Request, settings: Settings) -> bytes:

@@ -28,10 +28,12 @@ class Settings:
 
     body_bytes: int = 65_536          # a request body
     expression_chars: int = 4_000     # the expression, and separately the declarations
-    seconds: float = 8.0              # matdiff's time budget for one request, in the worker
-    grace: float = 4.0                # past the budget by this much, the worker is killed
+    seconds: float = 4.0              # matdiff's time budget for one request, in the worker
+    grace: float = 2.0                # past the budget by this much, the worker is killed
     import_seconds: float = 60.0      # more for /api/source: a worker's first JAX or PyTorch
-    queue_seconds: float = 30.0       # waiting for a free worker, then 503
+    queue_seconds: float = 60.0       # waiting for a free worker, then 503
+    cache_entries: int = 512          # answers kept for requests asked again (a link, a
+    cache_bytes: int = 32 * 2**20     #   toggle back): the server's memory stays bounded
     tasks_per_worker: int = 500       # then the worker is replaced (memory stays bounded)
     worker_rss_mib: int = 1_500       # a worker above this after a request is replaced
 

@@ -9,10 +9,13 @@ import sys
 
 EXTRA = "pip install 'matdiff[web]'"
 MAX_WORKERS = 32
+MAX_SECONDS = 3600.0
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> int:
-    """Run the web app; the exit status (2 for a missing extra or an address in use)."""
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None,
+          seconds: float | None = None) -> int:
+    """Run the web app; the exit status (2 for a missing extra or an address in use).
+    ``seconds`` is one request's time limit (Settings.seconds)."""
     missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
     if missing:
         return _fail(f"matdiff serve needs the web extra ({' and '.join(missing)} missing): "
@@ -21,6 +24,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
         return _fail(f"--port must be from 0 to 65535, not {port}")
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         return _fail(f"--workers must be from 1 to {MAX_WORKERS}, not {workers}")
+    if seconds is not None and not 0.1 <= seconds <= MAX_SECONDS:
+        return _fail(f"--seconds must be from 0.1 to {MAX_SECONDS:g}, not {seconds:g}")
     try:
         sock = _bound(host, port)
     except OSError as err:
@@ -29,6 +34,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
     import uvicorn
 
     from .app import LOOPBACK_HOSTS, create_app
+    from .schema import Settings
 
     loopback = _is_loopback(host)
     if not loopback:
@@ -37,7 +43,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
               file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/"
-    app = create_app(workers, allowed_hosts=LOOPBACK_HOSTS + (host,) if loopback else ("*",),
+    settings = Settings() if seconds is None else Settings(seconds=seconds,
+                                                             grace=max(2.0, seconds / 2))
+    app = create_app(workers, settings,
+                     allowed_hosts=LOOPBACK_HOSTS + (host,) if loopback else ("*",),
                      ready=lambda: print(f"matdiff serve: {url}  (Ctrl-C stops it)",
                                          flush=True))
     if not app.state.katex:

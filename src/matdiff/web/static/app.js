@@ -129,7 +129,10 @@ async function refresh() {
     if (!found.ok) return showError(found.data.error);
     showVariables(found.data);
     if (found.data.type_error) return showError(found.data.type_error);
-    const derived = await ask("derive", request({steps: true, entrywise: true}), signal);
+    // the entrywise table (finite differences per entry) only while its section is open
+    const derived = await ask("derive", request({steps: true,
+                                                 entrywise: $("entrywise-section").open}),
+                              signal);
     if (mine !== generation) return;
     if (!derived.ok) return showError(derived.data.error);
     showResult(derived.data);
@@ -339,31 +342,53 @@ function showSteps(r) {
   });
 }
 
+// r.entrywise is Entrywise.to_dict(): the index form, then per convention a table of
+// finite differences beside the formula's entries
 function showEntrywise(r) {
   const box = $("entrywise");
   box.replaceChildren();
+  box.className = r.entrywise ? "" : "muted small";
   if (!r.entrywise) {
     box.textContent = r.entrywise_reason;
-    box.className = "muted small";
     return;
   }
-  box.className = "table-wrap";
   const e = r.entrywise;
-  const rows = e.rows || e.entries || [];
-  const columns = e.columns || (rows.length ? Object.keys(rows[0]) : []);
-  const table = document.createElement("table");
-  table.className = "entrywise";
-  const head = table.createTHead().insertRow();
-  for (const c of columns) head.append(Object.assign(document.createElement("th"),
-                                                     {textContent: c}));
-  const body = table.createTBody();
-  for (const row of rows) {
-    const tr = body.insertRow();
-    const values = Array.isArray(row) ? row : columns.map((c) => row[c]);
-    for (const value of values) tr.insertCell().textContent =
-      typeof value === "number" ? value.toPrecision(6) : String(value);
+  const formula = document.createElement("div");
+  formula.className = "math";
+  const where = e.where && e.where.latex ? `\\quad\\text{where } ${e.where.latex}` : "";
+  math(formula, `${e.label.latex} = ${e.index.latex}${where}`,
+       `${e.label.unicode || e.label.text} = ${e.index.unicode || e.index.text}`);
+  box.append(formula, paragraph(`on a random instance, every dimension ${e.size} (seed ` +
+                                `${e.seed}): central finite differences beside the formula`));
+  if (e.omitted) box.append(paragraph(e.omitted));
+  for (const t of e.tables || []) {
+    box.append(paragraph(t.title ? `${t.title}: ${t.perturbation}` : t.perturbation));
+    const wrap = document.createElement("div");
+    wrap.className = "table-wrap";
+    const table = document.createElement("table");
+    table.className = "entrywise";
+    const head = table.createTHead().insertRow();
+    for (const c of ["entry", "finite difference", "formula", "difference"]) {
+      head.append(Object.assign(document.createElement("th"), {textContent: c}));
+    }
+    const body = table.createTBody();
+    for (const entry of t.entries) {
+      const tr = body.insertRow();
+      tr.insertCell().textContent = entry.label;
+      for (const value of [entry.finite_difference, entry.formula]) {
+        tr.insertCell().textContent = Number(value).toPrecision(8);
+      }
+      tr.insertCell().textContent = Number(entry.difference).toExponential(1);
+    }
+    wrap.append(table);
+    box.append(wrap);
   }
-  box.append(table);
+  if (e.note) box.append(paragraph(e.note));
+}
+
+function paragraph(text) {
+  return Object.assign(document.createElement("p"), {className: "muted small",
+                                                     textContent: text});
 }
 
 function showError(error) {
@@ -449,6 +474,9 @@ function start() {
     $(key).onchange = () => { state[key] = $(key).value; refresh(); };
   }
   $("defaults").onclick = () => { state.declared.clear(); refresh(); };
+  $("entrywise-section").addEventListener("toggle", () => {
+    if ($("entrywise-section").open) refresh();
+  });
   for (const tab of document.querySelectorAll(".tabs [data-backend]")) {
     tab.onclick = async () => {
       state.backend = tab.dataset.backend;
