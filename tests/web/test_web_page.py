@@ -59,6 +59,19 @@ def server():
 
 
 @pytest.fixture(scope="module")
+def katex(server) -> bool:
+    """Whether this installation has KaTeX (fetched with npm when matdiff is built)."""
+    with urllib.request.urlopen(server + "api/status", timeout=WAIT_MS / 1000) as response:
+        return json.loads(response.read())["katex"]
+
+
+def need(katex: bool) -> None:
+    if not katex:
+        pytest.skip("KaTeX is not in this installation (npm was missing when it was built): "
+                    "the checks of the rendered math skip")
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -147,7 +160,8 @@ def assert_shows_gaussian_gradient(page, server, expr, wrt, names):
     np.testing.assert_allclose(got, oracle, rtol=1e-10)
 
 
-def test_the_gaussian_typed_as_text(context, server, shots):
+def test_the_gaussian_typed_as_text(context, server, shots, katex):
+    need(katex)
     page = open_page(context, server, "?expr=x")
     page.locator("#expr").fill(GAUSSIAN)
     settled(page)
@@ -171,7 +185,8 @@ def test_the_gaussian_typed_as_text(context, server, shots):
     assert context.outside == []
 
 
-def test_the_gaussian_pasted_as_latex(context, server):
+def test_the_gaussian_pasted_as_latex(context, server, katex):
+    need(katex)
     page = open_page(context, server, "?expr=x")
     page.locator("#expr").fill(GAUSSIAN_LATEX)
     settled(page)
@@ -249,7 +264,7 @@ def test_the_url_reproduces_the_result(context, server):
     settled(page)
     page.locator("#symmetric").select_option("full")
     settled(page)
-    before = shown_latex(page, "#derivative")
+    before = page.locator("#derivative").text_content()
     url = page.url
     again = context.new_page()
     again.goto(url)
@@ -258,14 +273,15 @@ def test_the_url_reproduces_the_result(context, server):
     assert again.locator("#order").input_value() == "2"
     assert again.locator("#symmetric").input_value() == "full"
     assert again.get_by_label("X symmetric").is_checked()
-    assert shown_latex(again, "#derivative") == before
+    assert again.locator("#derivative").text_content() == before
 
 
-def test_the_page_works_with_the_network_blocked(context, server):
+def test_the_page_works_with_the_network_blocked(context, server, katex):
     page = open_page(context, server)
     expect(page.locator("#check .badge")).to_have_text("check passed")
-    assert page.locator(".katex").count() >= 3
-    assert page.locator(".fallback").count() == 0
+    if katex:
+        assert page.locator(".katex").count() >= 3
+        assert page.locator(".fallback").count() == 0
     assert context.outside == []
 
 
@@ -333,7 +349,7 @@ def entrywise_of_xAx(x, a, h=1e-5) -> dict:
             "note": None, "omitted": None}
 
 
-def test_the_entrywise_table_in_the_explain_format(context, server):
+def test_the_entrywise_table_in_the_explain_format(context, server, katex):
     rng = np.random.default_rng(4)
     x, a = rng.standard_normal(2), rng.standard_normal((2, 2))
     table = entrywise_of_xAx(x, a)
@@ -356,7 +372,7 @@ def test_the_entrywise_table_in_the_explain_format(context, server):
         fd = entry["finite_difference"]
         assert abs(float(cells[1]) - fd) <= 1e-6 * max(1.0, abs(fd))
         assert abs(float(cells[2]) - ((a + a.T) @ x)[i]) <= 1e-6 * max(1.0, abs(fd))
-    assert page.locator("#entrywise .katex").count() == 1
+    assert page.locator("#entrywise .katex" if katex else "#entrywise .fallback").count() == 1
 
 
 def test_steps_and_entrywise_sections(context, server):
