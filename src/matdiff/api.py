@@ -460,8 +460,14 @@ class Result(_Printed):
                 "check_verdict": getattr(check, "verdict", None),
                 "differential": self.differential.text,
                 "shown_as_differential": self.shown_as_differential,
-                "index": self.index if self.shown_as_differential else None,
+                "index": self._index_or_none() if self.shown_as_differential else None,
                 "notes": list(self.notes)}
+
+    def _index_or_none(self) -> str | None:
+        try:
+            return self.index
+        except MatdiffError:  # a map without index names (kron, vec)
+            return None
 
     def check(self, trials: int = 3, seed: int = 0) -> Verdict:
         """Max relative error against central finite differences at random valid points (of

@@ -199,7 +199,7 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
         # a linear map shown by what it does to dX, then its other views
         lines.append(f"{_differential_label(r, fmt)} = {body}")
         lines.append(_vec_line(r, fmt))
-        lines.append(f"  index form: {r.index}")
+        lines.append(_index_line(r))
     else:
         lines.append(f"{_label(r)} = {short or body}")
         if show_function and r.direction is None:
@@ -228,6 +228,13 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
         lines.append(f"  check against central finite differences at random points: "
                      f"{agreement}: {verdict}")
     return "\n".join(lines)
+
+
+def _index_line(r: Result) -> str:
+    try:
+        return f"  index form: {r.index}"
+    except MatdiffError as err:  # merged axes (kron, vec) have no index names yet
+        return f"  index form: none ({err.message})"
 
 
 def _vec_line(r: Result, fmt: str) -> str:
