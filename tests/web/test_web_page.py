@@ -45,8 +45,9 @@ GAUSSIAN_LATEX = (r"\frac{1}{\sqrt{(2\pi)^k |\Sigma|}}\exp\left( -\frac{1}{2}(\t
 def server():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
+    # a generous time limit: a loaded CI machine must not turn the check into "not done"
     process = subprocess.Popen([sys.executable, "-m", "matdiff", "serve", "--port", "0",
-                                "--workers", "2"], stdout=subprocess.PIPE,
+                                "--workers", "2", "--seconds", "60"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
     line = process.stdout.readline()
     found = re.search(r"http://\S+/", line)

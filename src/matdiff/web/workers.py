@@ -26,6 +26,8 @@ from .schema import Settings, error
 REPLY_BYTES = 64 * 2**20  # the longest reply line read from a worker
 START_SECONDS = 60.0      # a worker that is not ready by then is a broken installation
 START_ATTEMPTS = 3
+WARM_UP = "(2*pi)^(-k/2)*det(S)^(-1/2)*exp(-1/2*(x - m)'*inv(S)*(x - m))"
+WARM_UP_DECLARE = "S: symmetric posdef matrix(k,k); x, m: vector(k); k: scalar"
 
 
 class WorkerDied(Exception):
@@ -193,10 +195,11 @@ def main(seconds: float) -> None:
 
     from . import service
     matdiff.limits(seconds=seconds)
-    service.answer("derive", {"expr": "x'*A*x", "wrt": "x", "declare": None, "order": 1,
-                              "symmetric": "sym", "layout": "shape", "direction": None,
-                              "syntax": "auto", "check": True, "steps": False,
-                              "entrywise": None})   # warm: the first request is not slower
+    # warm: the page's first request (the Gaussian) is not slower than the next
+    service.answer("derive", {"expr": WARM_UP, "wrt": "S", "declare": WARM_UP_DECLARE,
+                              "order": 1, "symmetric": "sym", "layout": "shape",
+                              "direction": None, "syntax": "auto", "check": True,
+                              "steps": False, "entrywise": None})
 
     def send(message: dict) -> None:
         try:
