@@ -217,7 +217,8 @@ def main() -> int:
     print(end_memory)
     print(f"pool: {end_status['requests']} requests to workers, {end_status['killed']} workers "
           f"killed for time, {end_status['retired']} retired, {end_status['died']} died, "
-          f"{end_status['busy']} busy answers; cache hits {end_status['cache']['hits']}")
+          f"{end_status['busy']} busy answers, {end_status['lowered']} run under a lowered "
+          f"time limit; cache hits {end_status['cache']['hits']}")
     return 1 if errors_5xx or hung else 0
 
 

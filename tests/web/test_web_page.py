@@ -182,7 +182,7 @@ def test_the_gaussian_typed_as_text(context, server, shots, katex):
     assert "sym(G)" in page.locator("#facts").text_content()
     assert page.locator("#differential .katex").count() == 1
     assert "S%3A+symmetric+posdef+matrix" in page.url and "k%3A+scalar" in page.url
-    page.screenshot(path=shots / "light.png")
+    page.screenshot(path=shots / "light.png", scale="css")
     assert context.outside == []
 
 
@@ -245,7 +245,7 @@ def test_an_error_is_underlined_where_it_is(context, server, shots):
     assert page.locator("#expr-pointer").text_content() == "x'*A*+x"
     assert "column 6" in page.locator("#expr-message").text_content()
     assert "Traceback" not in page.content()
-    page.screenshot(path=shots / "error.png")
+    page.screenshot(path=shots / "error.png", scale="css")
     # a declaration error is shown under the table
     page.locator("#expr").fill("x'*A*x")
     settled(page)
@@ -301,7 +301,7 @@ def test_dark_mode_follows_the_system_and_the_toggle(browser, server, shots):
         settled(page)
         background = "getComputedStyle(document.body).backgroundColor"
         assert page.evaluate(background) == "rgb(21, 23, 26)"
-        page.screenshot(path=shots / "dark.png")
+        page.screenshot(path=shots / "dark.png", scale="css")
         page.locator("#theme").click()
         assert page.evaluate(background) == "rgb(251, 251, 250)"
         page.reload()
@@ -322,7 +322,7 @@ def test_a_phone_gets_one_column(browser, server, shots):
         assert results["y"] >= entry["y"] + entry["height"]
         assert entry["width"] <= 390 and results["width"] <= 390
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        page.screenshot(path=shots / "phone.png")
+        page.screenshot(path=shots / "phone.png", scale="css")
     finally:
         ctx.close()
 

@@ -118,3 +118,15 @@ def test_workers_are_retired_after_their_tasks():
         finally:
             await p.stop()
     run(scenario())
+
+
+def test_the_budget_is_shared_out_as_requests_queue():
+    p = Pool(2, Settings(seconds=4.0, busy_seconds=1.0))
+    budgets = []
+    for waiting in (0, 2, 6, 100):
+        p.waiting = waiting
+        budgets.append(p.budget())
+    assert budgets == [4.0, 2.0, 1.0, 1.0]
+    short = Pool(2, Settings(seconds=0.5, busy_seconds=1.0))
+    short.waiting = 10
+    assert short.budget() == 0.5  # never above the configured limit

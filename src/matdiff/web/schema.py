@@ -30,6 +30,7 @@ class Settings:
     expression_chars: int = 4_000     # the expression, and separately the declarations
     seconds: float = 4.0              # matdiff's time budget for one request, in the worker
     grace: float = 2.0                # past the budget by this much, the worker is killed
+    busy_seconds: float = 1.0         # the least budget when requests queue (shared out)
     import_seconds: float = 60.0      # more for /api/source: a worker's first JAX or PyTorch
     queue_seconds: float = 60.0       # waiting for a free worker, then 503
     cache_entries: int = 512          # answers kept for requests asked again (a link, a

@@ -66,11 +66,13 @@ class Worker:
         worker.memory = json.loads(ready)["memory"]
         return worker
 
-    async def ask(self, task: str, payload: dict, seconds: float) -> tuple[int, dict]:
-        """The worker's answer; TimeoutError past ``seconds``, WorkerDied if it stopped."""
+    async def ask(self, task: str, payload: dict, budget: float,
+                  seconds: float) -> tuple[int, dict]:
+        """The worker's answer under matdiff's time ``budget``; TimeoutError past ``seconds``,
+        WorkerDied if it stopped."""
         try:
-            self.process.stdin.write(json.dumps({"task": task, "payload": payload}).encode()
-                                     + b"\n")
+            self.process.stdin.write(json.dumps({"task": task, "payload": payload,
+                                                 "seconds": budget}).encode() + b"\n")
             await self.process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as err:
             raise WorkerDied(f"the worker stopped ({type(err).__name__})") from None
@@ -108,7 +110,9 @@ class Pool:
         self.size, self.settings, self.program = size, settings, program
         self.idle: asyncio.Queue[Worker] | None = None
         self.workers: set[Worker] = set()
-        self.counts = {"requests": 0, "killed": 0, "died": 0, "retired": 0, "busy": 0}
+        self.counts = {"requests": 0, "killed": 0, "died": 0, "retired": 0, "busy": 0,
+                       "lowered": 0}
+        self.waiting = 0  # requests waiting for a worker
         self._replacing: set[asyncio.Task] = set()
 
     async def start(self) -> None:
@@ -129,6 +133,7 @@ class Pool:
 
     async def run(self, task: str, payload: dict) -> tuple[int, dict]:
         self.counts["requests"] += 1
+        self.waiting += 1
         try:
             async with asyncio.timeout(self.settings.queue_seconds):
                 worker = await self.idle.get()
@@ -136,14 +141,26 @@ class Pool:
             self.counts["busy"] += 1
             return 503, error("busy", f"every worker has been busy for "
                               f"{self.settings.queue_seconds:g} s; try again shortly")
+        finally:
+            self.waiting -= 1
         # shielded: a client that goes away must not leave a worker half-way through a reply
-        return await asyncio.shield(self._on(worker, task, payload))
+        return await asyncio.shield(self._on(worker, task, payload, self.budget()))
 
-    async def _on(self, worker: Worker, task: str, payload: dict) -> tuple[int, dict]:
-        seconds = self.settings.seconds + self.settings.grace + (
+    def budget(self) -> float:
+        """The time one request may take now: the full Settings.seconds while no one waits,
+        shared out as the queue grows (so that a few slow inputs cannot hold everyone up),
+        never under Settings.busy_seconds."""
+        share = self.settings.seconds * self.size / (self.size + self.waiting)
+        return max(min(self.settings.seconds, self.settings.busy_seconds), share)
+
+    async def _on(self, worker: Worker, task: str, payload: dict,
+                  budget: float) -> tuple[int, dict]:
+        if budget < self.settings.seconds:
+            self.counts["lowered"] += 1
+        seconds = budget + self.settings.grace + (
             self.settings.import_seconds if task == "source" else 0.0)
         try:
-            status, body = await worker.ask(task, payload, seconds)
+            status, body = await worker.ask(task, payload, budget, seconds)
         except TimeoutError:
             self.counts["killed"] += 1
             self._replace(worker, kill=True)
@@ -212,7 +229,12 @@ def main(seconds: float) -> None:
     send({"ready": True, "memory": service.memory()})
     for line in sys.stdin.buffer:
         request = json.loads(line)
-        status, body = service.answer(request["task"], request["payload"])
+        with matdiff.limits(seconds=request["seconds"]):
+            status, body = service.answer(request["task"], request["payload"])
+        lowered = request["seconds"] < seconds
+        if lowered and body.get("error", {}).get("limit") == "seconds":
+            body["error"]["message"] += (f" (the limit was {request['seconds']:.1f} s, lowered "
+                                         "while the server is busy: try again later)")
         send({"status": status, "body": body, "memory": service.memory()})
 
 
