@@ -376,12 +376,56 @@ def test_the_entrywise_table_in_the_explain_format(context, server, katex):
     assert page.locator("#entrywise .katex" if katex else "#entrywise .fallback").count() == 1
 
 
+STEPS_OF_XAX = {  # Steps.to_dict() of the steps branch, for x'*A*x by x
+    "steps": [
+        {"rule": "d(x'*A*x)", "lhs": "df", "text": "d(x'*A*x)", "latex":
+         r"\mathrm{d}\left(x^{\top} A x\right)", "unicode": "d(xᵀA x)",
+         "result": None, "result_lhs": None},
+        {"rule": "product rule", "lhs": "df", "text": "dx'*A*x + x'*A*dx",
+         "latex": r"\mathrm{d}x^{\top} A x + x^{\top} A \mathrm{d}x",
+         "unicode": "dxᵀA x + xᵀA dx", "result": None, "result_lhs": None},
+        {"rule": "transposes", "lhs": "df", "text": "((A + A')*x)'*dx",
+         "latex": r"\left(\left(A + A^{\top}\right) x\right)^{\top} \mathrm{d}x",
+         "unicode": "((A + Aᵀ) x)ᵀdx", "result": "(A + A')*x", "result_lhs": "df/dx"},
+    ],
+    "where": [],
+}
+
+
+def test_the_steps_in_the_steps_format(context, server, katex):
+    def with_steps(route):
+        body = route.fetch().json()
+        if body.get("steps") is None and "text" in body:
+            body["steps"] = STEPS_OF_XAX
+        route.fulfill(json=body)
+
+    context.route("**/api/derive", with_steps)
+    page = open_page(context, server, "?expr=x'*A*x&wrt=x")
+    steps = page.locator("#steps details.step")
+    assert steps.count() == 3
+    assert steps.nth(1).locator("summary").text_content() == "2. product rule"
+    expect(steps.nth(2)).to_contain_text("df/dx = (A + A')*x")
+    if katex:
+        shown = shown_latex(page, "#steps details.step:nth-child(2)")
+        assert shown == r"\mathrm{d}f = " + STEPS_OF_XAX["steps"][1]["latex"]
+    # the steps shown are right: each differential's value in a direction dx
+    rng = np.random.default_rng(6)
+    x, a, dx = rng.standard_normal(3), rng.standard_normal((3, 3)), rng.standard_normal(3)
+    for step in STEPS_OF_XAX["steps"][1:]:
+        got = matdiff.evaluate(step["text"], "x, dx: vector(n); A: matrix(n,n)", x=x, A=a,
+                               dx=dx)
+        np.testing.assert_allclose(got, x @ (a + a.T) @ dx, rtol=1e-12)
+
+
 def test_steps_and_entrywise_sections(context, server):
     page = open_page(context, server, "?expr=x'*A*x&wrt=x")
     result = matdiff.derive("x'*A*x", "x")
     steps = page.locator("#steps")
     if hasattr(result, "steps"):
         assert page.locator("#steps details.step").count() == len(result.steps)
+        for i, step in enumerate(result.steps):
+            assert page.locator("#steps summary").nth(i).text_content() == \
+                f"{i + 1}. {step.rule}"
     else:
         expect(steps).to_contain_text("Result.steps")
     expect(page.locator("#entrywise")).to_contain_text("not asked for")  # while folded

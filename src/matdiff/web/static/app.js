@@ -312,34 +312,38 @@ function showCheck(r) {
   check.append(badge, words);
 }
 
+// r.steps is Steps.to_dict(): {steps: [{rule, lhs, text, latex, unicode, result,
+// result_lhs}], where: [{name, text, latex}]}, each step the whole right-hand side
 function showSteps(r) {
   const box = $("steps");
   box.replaceChildren();
+  box.className = r.steps ? "" : "muted small";
   if (!r.steps) {
     box.textContent = r.steps_reason;
-    box.className = "muted small";
     return;
   }
-  box.className = "";
-  const steps = Array.isArray(r.steps) ? r.steps : (r.steps.steps || []);
-  steps.forEach((step, i) => {
+  const lhs = {df: "\\mathrm{d}f", d2f: "\\mathrm{d}^2 f"};
+  r.steps.steps.forEach((step, i) => {
     const item = document.createElement("details");
     item.className = "step";
-    item.open = i === 0;
+    item.open = true;
     const summary = document.createElement("summary");
-    summary.textContent = `${i + 1}. ${step.rule || step.title || step.name || "step"}`;
+    summary.textContent = `${i + 1}. ${step.rule}`;
     const shown = document.createElement("div");
     shown.className = "math";
-    math(shown, step.latex || "", step.text || step.unicode || "");
+    math(shown, `${lhs[step.lhs] || step.lhs} = ${step.latex}`, `${step.lhs} = ${step.unicode}`);
     item.append(summary, shown);
-    if (step.note || step.why) {
-      const why = document.createElement("p");
-      why.className = "muted small";
-      why.textContent = step.note || step.why;
-      item.append(why);
-    }
+    if (step.result) item.append(paragraph(`${step.result_lhs} = ${step.result}`));
     box.append(item);
   });
+  const where = r.steps.where || [];
+  if (where.length) {
+    const names = document.createElement("div");
+    names.className = "math";
+    math(names, "\\text{where } " + where.map((w) => `${w.name} = ${w.latex}`).join(",\\; "),
+         "where " + where.map((w) => `${w.name} = ${w.text}`).join(", "));
+    box.append(names);
+  }
 }
 
 // r.entrywise is Entrywise.to_dict(): the index form, then per convention a table of
