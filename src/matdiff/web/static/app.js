@@ -15,7 +15,6 @@ const $ = (id) => document.getElementById(id);
 const state = {
   expr: "", wrt: "", order: "1", symmetric: "sym", layout: "shape", backend: "numpy",
   declared: new Map(),   // name -> declaration the user edited ("S: symmetric matrix(k,k)")
-  rows: [],              // the variables table as the server last typed it
   source: null,          // {source, filename} of the code shown
 };
 
@@ -191,7 +190,6 @@ function showVariables(data) {
   for (const name of [...state.declared.keys()]) {
     if (!names.includes(name)) state.declared.delete(name);
   }
-  state.rows = data.variables;
   if (!names.includes(state.wrt)) state.wrt = data.wrt || "";
   const wrt = $("wrt");
   wrt.replaceChildren(...names.map((n) => new Option(n, n, false, n === state.wrt)));
