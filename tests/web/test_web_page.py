@@ -358,7 +358,10 @@ def test_the_entrywise_table_in_the_explain_format(context, server, katex):
     served = []
 
     def with_table(route):  # the page is shown a table of known numbers
-        body = route.fetch().json()
+        try:
+            body = route.fetch().json()
+        except sync_api.Error:  # a superseded request still computing its table when the
+            return              # test closed the page (seen under load): nothing to answer
         if "text" in body:
             served.append(body.get("entrywise"))
             body["entrywise"] = table
