@@ -1,0 +1,364 @@
+"""``solve``: the stationary point of a scalar expression in closed form, with its steps.
+
+The gradient (matdiff.derive) set to zero is an equation in the unknown; algebra.py clears its
+inverses, collects the linear terms and solves them. Several unknowns are solved one after
+another: first one whose equation involves no other unsolved unknown (the Gaussian's m before
+S), the later ones written in terms of the earlier. An equality constraint g = 0 (or
+``"simplex"``: vector(1)'*w = 1) adds a multiplier c: the Lagrangian f - c*g is solved for the
+unknown in terms of c, then g = 0 for c.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import budget
+from ..api import Form, Result, _style, derive, parse
+from ..core import ir
+from ..core.ir import Expr
+from ..errors import MatdiffError
+from ..notation.render import render
+from ..numeric.check import _draw
+from ..numeric.codegen import compile_numpy
+from ..syntax.types import Decl, parse_declarations
+from . import algebra
+from .algebra import Equation, NoClosedForm
+
+NO_CLOSED_FORM = "no closed form found"
+SIDES = {"left": "on the left", "right": "on the right", "both": "on both sides"}
+
+
+@dataclass
+class Step:
+    """One move: what was done, and the equation ``lhs = rhs`` after it (IR and text)."""
+
+    move: str
+    lhs: Expr
+    rhs: Expr
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.move}:\n    {self.text}"
+
+
+@dataclass
+class Solution:
+    """The stationary point: ``text`` / ``latex`` / ``unicode`` (one ``x = ...`` line per
+    unknown, in solving order), ``steps``, ``forms`` (each closed form as a Form),
+    ``values(**data)`` / ``numpy()``, ``check(seed)``. Where no closed form was found,
+    ``closed`` is False, ``reason`` says why, and ``minimize(**data)`` finds the point
+    numerically."""
+
+    expr: str
+    unknowns: tuple[str, ...]          # in solving order
+    declare: str | dict | None
+    variables: dict[str, Decl]
+    forms: dict[str, Form] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    gradients: dict[str, Result] = field(default_factory=dict)
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    multiplier: str | None = None      # the Lagrange multiplier's name, with a constraint
+    objective: str | None = None       # what was made stationary (the Lagrangian, if any)
+
+    @property
+    def closed(self) -> bool:
+        return self.reason is None
+
+    def in_style(self, style: str) -> str:
+        if not self.closed:
+            return self.reason
+        _style(style)
+        return "\n".join(f"{render_name(u, style)} = {self.forms[u].in_style(style)}"
+                         for u in self.unknowns)
+
+    @property
+    def text(self) -> str:
+        return self.in_style("text")
+
+    @property
+    def latex(self) -> str:
+        return self.in_style("latex")
+
+    @property
+    def unicode(self) -> str:
+        return self.in_style("unicode")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _require_closed(self) -> None:
+        if not self.closed:
+            raise MatdiffError(self.reason, hint="solve(...).minimize(**data) finds the "
+                               "point numerically")
+
+    def numpy(self) -> Callable[..., dict[str, np.ndarray]]:
+        """callable(**data) -> {unknown: value}, each closed form evaluated in solving order
+        (a later one sees the earlier values)."""
+        self._require_closed()
+        shapes = {n: d.shape for n, d in self.variables.items()}
+        props = {n: d.props for n, d in self.variables.items() if n not in self.unknowns}
+        order = self.unknowns + ((self.multiplier,) if self.multiplier in self.forms else ())
+        functions = [(u, compile_numpy(self.forms[u].expr, shapes, props)) for u in order]
+
+        def values(**data) -> dict[str, np.ndarray]:
+            known = dict(data)
+            out = {}
+            for u, f in functions:
+                out[u] = known[u] = f(**known)
+            return out
+
+        return values
+
+    def values(self, **data) -> dict[str, np.ndarray]:
+        return self.numpy()(**data)
+
+    def draw(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random data for every variable but the unknowns (and the multiplier), respecting
+        the declared properties; the unknowns' dimensions get 2 to 4 entries, the others 6 to
+        9, so that there are more samples than parameters."""
+        rng = np.random.default_rng(seed)
+        solved = set(self.unknowns) | {self.multiplier}
+        small = {d for u in self.unknowns for d in self.variables[u].shape}
+        sizes: dict = {}
+        for decl in self.variables.values():
+            for d in decl.shape:
+                for name in ir.dim_names(d):
+                    if name not in sizes:
+                        lo, hi = (2, 5) if name in small else (6, 10)
+                        sizes[name] = int(rng.integers(lo, hi))
+        data = {}
+        for name, decl in self.variables.items():
+            if name in solved:
+                continue
+            shape = tuple(ir.dim_size(d, sizes) for d in decl.shape)
+            data[name] = _draw(shape, decl.props, rng, False)
+        for name in sizes:              # a dimension used as a scalar variable (d in d*log(v))
+            if name in self.variables and not self.variables[name].shape:
+                data[name] = float(sizes[name])
+        return data
+
+    def check(self, seed: int = 0) -> float:
+        """The largest relative size of a derived gradient at the solution, on random data:
+        |grad| / (the sum of the sizes of its terms), so that 1e-16 is exact cancellation."""
+        self._require_closed()
+        data = self.draw(seed)
+        point = {**data, **self.values(**data)}
+        worst = 0.0
+        for u, r in self.gradients.items():
+            shapes = {n: d.shape for n, d in r.variables.items()}
+            g = compile_numpy(r.derivative, shapes)(**point)
+            x = ir.var(u, r.variables[u].shape, r.variables[u].props)
+            terms = algebra.expand(r.derivative, x)
+            scale = sum(abs(float(c)) * np.linalg.norm(compile_numpy(t, shapes)(**point))
+                        for c, t in terms)
+            worst = max(worst, float(np.linalg.norm(g)) / max(scale, 1e-300))
+        return worst
+
+    def minimize(self, maximize: bool = False, method: str = "auto", seed: int = 0,
+                 start: dict | None = None, **data):
+        """The numeric stationary point from ``data`` (missing variables drawn at random):
+        Newton on the compiled gradient and Hessian, or L-BFGS; see :mod:`.numeric`."""
+        from .numeric import minimize
+        return minimize(self, data, maximize=maximize, method=method, seed=seed, start=start)
+
+
+def render_name(name: str, style: str) -> str:
+    from ..notation.tree import Sym
+    return render(Sym(name), _style(style))
+
+
+def solve(expr: str, wrt: str | tuple[str, ...] | list[str], *,
+          declare: str | dict | None = None, constraint: str | None = None,
+          limits: budget.Limits | dict | None = None) -> Solution:
+    """The stationary point of the scalar ``expr`` in ``wrt`` (a name, or several: "m, S" or
+    a tuple), where d(expr)/d(wrt) = 0 has a closed form: a :class:`Solution` with the steps
+    and ``check()``. ``constraint``: "simplex" (the unknown vector sums to 1) or an equation
+    "lhs = rhs" in the unknown, met by a Lagrange multiplier. Where no closed form is found
+    the Solution says why (``reason``) and ``minimize(**data)`` finds the point numerically.
+    """
+    unknowns = _unknowns(wrt)
+    with budget.request(limits):
+        objective, declare2, multiplier, g = _lagrangian(expr, unknowns, declare, constraint)
+        gradients = {u: derive(objective, u, declare=declare2) for u in unknowns}
+        first = gradients[unknowns[0]]
+        variables = dict(first.variables)
+        if first.function.ndim:
+            raise MatdiffError(f"solve needs a scalar expression; this one has shape "
+                               f"{ir.shape_text(first.function.shape)}",
+                               hint="solve a scalar objective such as norm2(...)^2")
+        for u, r in gradients.items():
+            variables.update(r.variables)
+        sol = Solution(expr, unknowns, declare2, variables, gradients=gradients,
+                       multiplier=multiplier, objective=objective)
+        try:
+            _solve_all(sol, objective, declare2, g)
+        except NoClosedForm as why:
+            sol.reason = f"{NO_CLOSED_FORM}: {why.args[0]}"
+            sol.forms, sol.unknowns = {}, unknowns
+        return sol
+
+
+def _unknowns(wrt) -> tuple[str, ...]:
+    if isinstance(wrt, str):
+        names = tuple(w.strip() for w in wrt.split(","))
+    elif isinstance(wrt, (tuple, list)) and all(isinstance(w, str) for w in wrt):
+        names = tuple(w.strip() for w in wrt)
+    else:
+        raise MatdiffError(f"wrt must be a variable name or a list of them, not {wrt!r}")
+    if not names or not all(n.isidentifier() for n in names):
+        raise MatdiffError(f"wrt must name variables, not {wrt!r}", hint="wrt='w' or 'm, S'")
+    if len(set(names)) != len(names):
+        raise MatdiffError(f"wrt names a variable twice: {wrt!r}")
+    return names
+
+
+def _lagrangian(expr: str, unknowns, declare, constraint):
+    """(objective, declarations, multiplier name, constraint IR g with g = 0)."""
+    if constraint is None:
+        return expr, declare, None, None
+    if not isinstance(constraint, str):
+        raise MatdiffError(f"constraint must be text, not {type(constraint).__name__}")
+    if len(unknowns) != 1:
+        raise MatdiffError("a constraint needs a single unknown", hint="wrt='w'")
+    (w,) = unknowns
+    if constraint.strip() == "simplex":
+        lhs, rhs = f"vector(1)'*{w}", "1"
+    elif constraint.count("=") == 1:
+        lhs, rhs = (side.strip() for side in constraint.split("="))
+        if not lhs or not rhs:
+            raise MatdiffError(f"constraint {constraint!r} needs both sides of '='")
+    else:
+        raise MatdiffError(f"unknown constraint {constraint!r}",
+                           hint="use 'simplex' or an equation such as 'sum(w) = 1'")
+    decls = parse_declarations(declare)
+    names = set(decls) | set(_names_in(expr)) | set(_names_in(constraint))
+    c = next(n for n in ("c", "c1", "c2", "c3", "mu", "nu") if n not in names)
+    g_text = f"({lhs}) - ({rhs})"
+    declared = _with_declaration(declare, c, "scalar")
+    objective = f"{expr} - {c}*({g_text})"
+    g = parse(g_text, derive(objective, w, declare=declared).declarations)
+    if g.ndim:
+        raise MatdiffError(f"constraint {constraint!r} is not a scalar equation",
+                           hint="one scalar equation such as 'sum(w) = 1'")
+    return objective, declared, c, g
+
+
+def _names_in(text: str) -> list[str]:
+    import re
+    return re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
+
+
+def _with_declaration(declare, name: str, kind: str):
+    """declare plus ``name: kind``."""
+    if declare is None:
+        return f"{name}: {kind}"
+    if isinstance(declare, dict):
+        return {**declare, name: kind}
+    return f"{declare}; {name}: {kind}"
+
+
+def _solve_all(sol: Solution, objective: str, declare, g: Expr | None) -> None:
+    pending = {}
+    for u in sol.unknowns:
+        full = derive(objective, u, declare=declare, symmetric="full")
+        x = ir.var(u, full.variables[u].shape, full.variables[u].props)
+        of = f" of the Lagrangian {objective}" if sol.multiplier else ""
+        sol.steps.append(_step(sol, f"the gradient in {u}{of} set to zero (matdiff.derive)",
+                               sol.gradients[u].derivative, None))
+        if full.convention is not None:
+            sol.notes.append(f"{u} is {'symmetric' if 'symmetric' in x.data[1] else 'diagonal'}"
+                             f": solved G = 0 for the gradient G with independent entries; "
+                             f"a symmetric solution makes sym(G) = 0 too")
+        pending[u] = (x, _cleared(sol, algebra.equation(full.derivative, x), x))
+    order, solved = [], {}
+    while pending:
+        ready = [u for u, (x, eq) in pending.items()
+                 if not any(ir.depends_on(eq.expr(), v) for v in pending if v != u)]
+        if not ready:
+            names = " and ".join(pending)
+            raise NoClosedForm(f"the equations for {names} each involve the others")
+        u = ready[0]
+        x, eq = pending.pop(u)
+        known = f" ({', '.join(solved)} known from above)" if solved else ""
+        solved[u] = _linear(sol, eq, x, known)
+        order.append(u)
+    sol.unknowns = tuple(order)
+    for u in order:
+        sol.forms[u] = _form(sol, solved[u])
+    if g is not None:
+        _fix_multiplier(sol, g, solved)
+
+
+def _cleared(sol: Solution, eq: Equation, x: Expr) -> Equation:
+    for move, new in algebra.clear_inverses(eq, x):
+        what = _text(sol, move.factor)
+        how = {"left": f"multiply on the left by {what}",
+               "right": f"multiply on the right by {what}",
+               "both": f"multiply on the left and the right by {what}",
+               "elementwise": f"multiply entrywise by {what}",
+               "scalar": f"multiply by {what}"}[move.side]
+        sol.steps.append(_step(sol, f"{how} (clears its inverse)", new.expr(), None))
+        eq = new
+    return eq
+
+
+def _linear(sol: Solution, eq: Equation, x: Expr, known: str = "") -> Expr:
+    u = x.data[0]
+    linear, constant = algebra.linear_form(eq, x)
+    solved = algebra.solve_linear(linear, constant, x)
+    sol.steps.append(_step(sol, f"collect the terms in {u} on the left{known}", solved.lhs,
+                           solved.rhs))
+    if solved.kind == "scalar" and solved.operator.op == "num" and solved.operator.data == 1:
+        return solved.solution          # collecting solved it
+    if solved.kind == "scalar":
+        move = f"divide by {_text(sol, solved.operator)}"
+    elif solved.kind in ("left", "right"):
+        a = solved.operator
+        facts = []
+        if a.op == "sum":
+            facts.append("factored")
+        from ..core.simplify import is_symmetric
+        if is_symmetric(a):
+            facts.append("symmetric")
+        said = f" ({', '.join(facts)})" if facts else ""
+        move = f"multiply {SIDES[solved.kind]} by the inverse of {_text(sol, a)}{said}"
+    else:
+        move = "multiply by the inverses on both sides"
+    sol.steps.append(_step(sol, move, x, solved.solution))
+    return solved.solution
+
+
+def _fix_multiplier(sol: Solution, g: Expr, solved: dict[str, Expr]) -> None:
+    """Substitute the unknown (in terms of the multiplier c) into g = 0, solve for c, and
+    write the unknown without c."""
+    (u,) = sol.unknowns
+    c = ir.var(sol.multiplier, (), frozenset())
+    w = ir.var(u, sol.variables[u].shape, sol.variables[u].props)
+    constraint = algebra.simplify(ir.substitute(g, {w: solved[u]}))
+    sol.steps.append(_step(sol, f"put {u} into the constraint", constraint, None))
+    eq = _cleared(sol, algebra.equation(constraint, c), c)
+    value = _linear(sol, eq, c)
+    final = algebra.simplify(ir.substitute(solved[u], {c: value}))
+    sol.steps.append(_step(sol, f"put {sol.multiplier} into {u}", w, final))
+    sol.forms = {u: _form(sol, final), sol.multiplier: _form(sol, value)}
+    sol.notes.append(f"the constraint is met by the Lagrange multiplier {sol.multiplier} = "
+                     f"{_text(sol, value)}")
+
+
+def _form(sol: Solution, e: Expr) -> Form:
+    order = {name: k for k, name in enumerate(sol.variables)}
+    return Form(e, sol.variables, order)
+
+
+def _text(sol: Solution, e: Expr) -> str:
+    return _form(sol, e).plain
+
+
+def _step(sol: Solution, move: str, lhs: Expr, rhs: Expr | None) -> Step:
+    rhs = rhs if rhs is not None else ir.zero(lhs.shape)
+    right = "0" if rhs.op == "zero" else _text(sol, rhs)
+    return Step(move, lhs, rhs, f"{_text(sol, lhs) if lhs.op != 'zero' else '0'} = {right}")
