@@ -32,7 +32,12 @@ MAX_CLEARING = 4       # inverses cleared one after another
 
 
 class NoClosedForm(Exception):
-    """The equation is outside what these moves solve; ``args[0]`` says why."""
+    """The equation is outside what these moves solve; ``args[0]`` says why, with ``{part}``
+    where the offending ``part`` (an IR node) is to be printed."""
+
+    def __init__(self, reason: str, part: Expr | None = None):
+        super().__init__(reason)
+        self.part = part
 
 
 # -- the equation ------------------------------------------------------------------------------
@@ -272,7 +277,7 @@ def _split_term(c: Fraction, t: Expr, x: Expr) -> LinearTerm:
     factors = list(zip(t.args, t.data[0]))
     at = [k for k, (f, _) in enumerate(factors) if ir.depends_on(f, name)]
     if len(at) != 1 or factors[at[0]][0] is not x:
-        raise NoClosedForm(f"the equation is not linear in {name}")
+        raise NoClosedForm(_why_not_linear([factors[k][0] for k in at], x))
     (_, x_idx), = [factors[at[0]]]
     del factors[at[0]]
     out = t.data[1]
@@ -313,6 +318,24 @@ def _split_term(c: Fraction, t: Expr, x: Expr) -> LinearTerm:
     s1, a = _scalar_identity(simplify(ir.einsum(left, (i, row))))
     s2, b = _scalar_identity(simplify(ir.einsum(right, (col, j))))
     return LinearTerm(c, simplify(ir.einsum([(s, ()), (s1, ()), (s2, ())], ())), a, b)
+
+
+def _why_not_linear(factors: list[Expr], x: Expr) -> str:
+    """Where x sits nonlinearly in a term, for the message."""
+    name = x.data[0]
+    if len(factors) > 1:
+        return f"a term of the gradient has {name} in more than one factor (it is not linear " \
+               f"in {name}, and no inverse clears that)"
+    (f,) = factors
+    for node in reversed(ir.topological(f)):
+        if node.op in ir.PRIMITIVES and ir.depends_on(node, name):
+            what = {"pow": "the power", "inv": "the inverse", "det": "the determinant",
+                    "logdet": "the log-determinant", "mpow": "the matrix power"}.get(
+                        node.op)
+            what = f"{what} " if what else ""
+            raise NoClosedForm(f"{name} stays inside {what}{{part}} in the gradient, which "
+                               f"multiplying through does not clear", node)
+    return f"the gradient is not linear in {name}"
 
 
 def _components(factors) -> list[tuple[list, set]]:

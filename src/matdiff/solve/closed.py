@@ -197,7 +197,10 @@ def solve(expr: str, wrt: str | tuple[str, ...] | list[str], *,
         try:
             _solve_all(sol, objective, declare2, g)
         except NoClosedForm as why:
-            sol.reason = f"{NO_CLOSED_FORM}: {why.args[0]}"
+            reason = why.args[0]
+            if why.part is not None:
+                reason = reason.replace("{part}", _text(sol, why.part))
+            sol.reason = f"{NO_CLOSED_FORM}: {reason}"
             sol.forms, sol.unknowns = {}, unknowns
         return sol
 
