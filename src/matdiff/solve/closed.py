@@ -190,7 +190,7 @@ def solve(expr: str, wrt: str | tuple[str, ...] | list[str], *,
             raise MatdiffError(f"solve needs a scalar expression; this one has shape "
                                f"{ir.shape_text(first.function.shape)}",
                                hint="solve a scalar objective such as norm2(...)^2")
-        for u, r in gradients.items():
+        for r in gradients.values():
             variables.update(r.variables)
         sol = Solution(expr, unknowns, declare2, variables, gradients=gradients,
                        multiplier=multiplier, objective=objective)
@@ -240,14 +240,19 @@ def _lagrangian(expr: str, unknowns, declare, constraint):
     decls = parse_declarations(declare)
     names = set(decls) | set(_names_in(expr)) | set(_names_in(constraint))
     c = next(n for n in ("c", "c1", "c2", "c3", "mu", "nu") if n not in names)
-    g_text = f"({lhs}) - ({rhs})"
+    g_text = f"{_grouped(lhs)} - {_grouped(rhs)}"
     declared = _with_declaration(declare, c, "scalar")
-    objective = f"{expr} - {c}*({g_text})"
+    objective = f"{_grouped(expr)} - {c}*({g_text})"
     g = parse(g_text, derive(objective, w, declare=declared).declarations)
     if g.ndim:
         raise MatdiffError(f"constraint {constraint!r} is not a scalar equation",
                            hint="one scalar equation such as 'sum(w) = 1'")
     return objective, declared, c, g
+
+
+def _grouped(text: str) -> str:
+    """text in parentheses where it is a sum (so that it can stand in a product)."""
+    return f"({text})" if any(op in text.strip().lstrip("-") for op in "+-") else text
 
 
 def _names_in(text: str) -> list[str]:
