@@ -11,6 +11,7 @@ from fractions import Fraction
 from math import gcd
 
 from .tree import (
+    MATRIX_ONES,
     ONES,
     Call,
     Hadamard,
@@ -125,7 +126,12 @@ def _merge_elementwise(terms: list[Mono], rank, ones):
     term that has nothing left."""
     lone = [_lone(t) for t in terms]
     if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
-        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank, ONES)
+        # diag turns a matrix into a vector and a vector into a matrix: the arguments' ones
+        # are of the other rank than the sum's; of unknown rank, the scalar 1, which the
+        # language broadcasts to the shape of what it is added to
+        inner_ones = {ONES: MATRIX_ONES, MATRIX_ONES: ONES}.get(ones, Num(Fraction(1)))
+        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank,
+                           inner_ones)
         return Mono(Fraction(1), (), (Call("diag", (inner,)),))
     parts = [(_powers(f.factors), _powers(f.den)) if isinstance(f, Hadamard)
              else (_powers([f]), {}) for f in lone]

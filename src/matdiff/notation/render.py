@@ -217,7 +217,7 @@ class _Printer:
             return f"{base}^{{{exponent}}}", POWER
         if isinstance(e, Num) and e.value.denominator == 1:
             sup = str(e.value).translate(_SUPERSCRIPT)
-            return f"{base}{'˙' if node.elementwise else ''}{sup}", POWER
+            return f"{base}{'∘' if node.elementwise else ''}{sup}", POWER
         return f"{base}{'.^' if node.elementwise else '^'}({self.show(e)})", POWER
 
     # products and sums -------------------------------------------------------------------------
