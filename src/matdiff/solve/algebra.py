@@ -426,8 +426,9 @@ def solve_linear(linear: list[LinearTerm], constant: list[Term], x: Expr) -> Lin
                                                  _axes(x))), lhs, rhs, "scalar", s)
     if all(t.b is None for t in linear):
         a = total([(t.c, _scaled(t.s, t.a, x.shape[0])) for t in linear], (x.shape[0],) * 2)
-        sol = ir.einsum([(ir.apply("inv", a), (0, 1)), (rhs, (1,) + _axes(x)[1:])],
-                        (0,) + _axes(x)[1:])
+        inner = x.ndim   # the index inv(A) shares with C: 1 for a vector, 2 for a matrix
+        sol = ir.einsum([(ir.apply("inv", a), (0, inner)), (rhs, (inner,) + _axes(x)[1:])],
+                        _axes(x))
         return LinearSolution(simplify(sol), lhs, rhs, "left", a)
     if x.ndim == 2 and all(t.a is None for t in linear):
         b = total([(t.c, _scaled(t.s, t.b, x.shape[1])) for t in linear], (x.shape[1],) * 2)

@@ -23,6 +23,7 @@ from ..errors import MatdiffError
 from ..notation.render import render
 from ..numeric.check import _draw
 from ..numeric.codegen import compile_numpy
+from ..syntax.latex import variable_name
 from ..syntax.types import Decl, parse_declarations
 from . import algebra
 from .algebra import Equation, NoClosedForm
@@ -212,6 +213,7 @@ def _unknowns(wrt) -> tuple[str, ...]:
         names = tuple(w.strip() for w in wrt)
     else:
         raise MatdiffError(f"wrt must be a variable name or a list of them, not {wrt!r}")
+    names = tuple(variable_name(n) for n in names)   # spelled as in the input: Σ, \Sigma
     if not names or not all(n.isidentifier() for n in names):
         raise MatdiffError(f"wrt must name variables, not {wrt!r}", hint="wrt='w' or 'm, S'")
     if len(set(names)) != len(names):
@@ -318,7 +320,7 @@ def _linear(sol: Solution, eq: Equation, x: Expr, known: str = "") -> Expr:
     u = x.data[0]
     linear, constant = algebra.linear_form(eq, x)
     solved = algebra.solve_linear(linear, constant, x)
-    sol.steps.append(_step(sol, f"collect the terms in {u} on the left{known}", solved.lhs,
+    sol.steps.append(_step(sol, f"collect the terms in {u} on one side{known}", solved.lhs,
                            solved.rhs))
     if solved.kind == "scalar" and solved.operator.op == "num" and solved.operator.data == 1:
         return solved.solution          # collecting solved it
