@@ -195,12 +195,14 @@ def _candidate_moves(eq: Equation) -> list[Move]:
             if f.op == "inv":
                 a = simplify(f.args[0])
                 p = a.shape[0]
-                if len(shape) >= 1 and shape[0] == p:
-                    add(a, "left")
-                if len(shape) == 2 and shape[1] == p:
-                    add(a, "right")
-                    if shape[0] == p:
-                        add(a, "both")
+                # inv(A) may stand transposed in a term (inv(A)' = inv(A')): A' clears that
+                for m in (a, simplify(ir.transpose(a))):
+                    if len(shape) >= 1 and shape[0] == p:
+                        add(m, "left")
+                    if len(shape) == 2 and shape[1] == p:
+                        add(m, "right")
+                        if shape[0] == p:
+                            add(m, "both")
             else:
                 base, k = f.args
                 factor = simplify(ir.power(base, -k.data))
@@ -296,28 +298,32 @@ def _split_term(c: Fraction, t: Expr, x: Expr) -> LinearTerm:
     groups = _components(factors)
     i, j = out
     row, col = fresh
-    by_index = {}
-    for k, (_, indices) in enumerate(groups):
-        for q in (i, j, row, col):
-            if q in indices:
-                by_index[q] = k
-    if by_index[i] == by_index[j] or by_index[row] == by_index[col]:
-        raise NoClosedForm(f"a term is not a product A*{name}*B (a trace or an entrywise "
-                           f"product of {name})")
-    straight = by_index[i] == by_index[row]
-    if not straight:
-        if by_index[i] != by_index[col] or "symmetric" not in x.data[1]:
+    sides = _sides(groups, {i, row}, {col, j})
+    if sides is None:           # X' stands in the term: A*X'*B, which is A*X*B for symmetric X
+        sides = _sides(groups, {i, col}, {row, j})
+        if sides is None:
+            raise NoClosedForm(f"a term is not a product (...)*{name}*(...) (it holds a trace "
+                               f"or an entrywise product of {name})")
+        if "symmetric" not in x.data[1]:
             raise NoClosedForm(f"a term holds {name}', which is only {name} for a symmetric "
                                f"{name}")
         row, col = col, row
-    left = groups[by_index[i]][0]
-    right = groups[by_index[j]][0]
-    scalars = [f for k, (fs, _) in enumerate(groups) if k not in (by_index[i], by_index[j])
-               for f in fs]
+    left, right, scalars = sides
     s = simplify(ir.einsum(scalars, ())) if scalars else ir.num(1)
     s1, a = _scalar_identity(simplify(ir.einsum(left, (i, row))))
     s2, b = _scalar_identity(simplify(ir.einsum(right, (col, j))))
     return LinearTerm(c, simplify(ir.einsum([(s, ()), (s1, ()), (s2, ())], ())), a, b)
+
+
+def _sides(groups, left_indices: set, right_indices: set):
+    """(left factors, right factors, scalar factors) where no group touches both sides."""
+    left, right, scalars = [], [], []
+    for factors, indices in groups:
+        on_left, on_right = bool(indices & left_indices), bool(indices & right_indices)
+        if on_left and on_right:
+            return None
+        (left if on_left else right if on_right else scalars).extend(factors)
+    return left, right, scalars
 
 
 def _why_not_linear(factors: list[Expr], x: Expr) -> str:
@@ -377,8 +383,12 @@ def linear_form(eq: Equation, x: Expr) -> tuple[list[LinearTerm], list[Term]]:
             linear.append(_split_term(c, t, x))
         else:
             constant.append((c, t))
+    if not linear and not constant:
+        raise NoClosedForm(f"the gradient is zero for every {x.data[0]}: every point is "
+                           f"stationary")
     if not linear:
-        raise NoClosedForm(f"the gradient does not depend on {x.data[0]}")
+        raise NoClosedForm(f"the equation {{part}} = 0 does not involve {x.data[0]}: no "
+                           f"{x.data[0]} is stationary (where it is not 0 itself)", eq.expr())
     return linear, constant
 
 
@@ -405,6 +415,7 @@ class LinearSolution:
     rhs: Expr
     kind: str
     operator: Expr | None
+    inverted: tuple[Expr, ...] = ()     # the matrices the solution inverts
 
 
 def _scaled(s: Expr, m: Expr | None, d) -> Expr:
@@ -429,17 +440,17 @@ def solve_linear(linear: list[LinearTerm], constant: list[Term], x: Expr) -> Lin
         inner = x.ndim   # the index inv(A) shares with C: 1 for a vector, 2 for a matrix
         sol = ir.einsum([(ir.apply("inv", a), (0, inner)), (rhs, (inner,) + _axes(x)[1:])],
                         _axes(x))
-        return LinearSolution(simplify(sol), lhs, rhs, "left", a)
+        return LinearSolution(simplify(sol), lhs, rhs, "left", a, (a,))
     if x.ndim == 2 and all(t.a is None for t in linear):
         b = total([(t.c, _scaled(t.s, t.b, x.shape[1])) for t in linear], (x.shape[1],) * 2)
         sol = ir.einsum([(rhs, (0, 2)), (ir.apply("inv", b), (2, 1))], (0, 1))
-        return LinearSolution(simplify(sol), lhs, rhs, "right", b)
+        return LinearSolution(simplify(sol), lhs, rhs, "right", b, (b,))
     if len(linear) == 1:
         (t,) = linear
         sol = ir.einsum([(ir.power(ir.einsum([(ir.num(t.c), ()), (t.s, ())], ()), -1), ()),
                          (ir.apply("inv", t.a), (0, 2)), (rhs, (2, 3)),
                          (ir.apply("inv", t.b), (3, 1))], (0, 1))
-        return LinearSolution(simplify(sol), lhs, rhs, "both", None)
+        return LinearSolution(simplify(sol), lhs, rhs, "both", None, (t.a, t.b))
     raise NoClosedForm(f"the equation in {name} has terms A*{name}, {name}*B and A*{name}*B "
                        f"together (a Sylvester-type equation)")
 

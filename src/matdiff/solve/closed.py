@@ -109,10 +109,32 @@ class Solution:
             known = dict(data)
             out = {}
             for u, f in functions:
-                out[u] = known[u] = f(**known)
+                out[u] = known[u] = f(**self.with_sizes(known, (u,)))
             return out
 
         return values
+
+    def with_sizes(self, data: dict, unknowns) -> dict:
+        """data with zero arrays for those unknowns whose sizes it shows: a closed form such
+        as X = 0 or matrix(1, n, n) has no data of its own to show its size."""
+        sizes = self._sizes(data)
+        out = dict(data)
+        for u in unknowns:
+            shape = self.variables[u].shape
+            if u not in out and all(n in sizes for d in shape for n in ir.dim_names(d)):
+                out[u] = np.zeros(tuple(ir.dim_size(d, sizes) for d in shape))
+        return out
+
+    def _sizes(self, data: dict) -> dict[str, int]:
+        """The dimension sizes the data shows (and any passed by name, n=3)."""
+        sizes = {name: int(v) for name, v in data.items() if name not in self.variables and
+                 isinstance(v, (int, np.integer))}
+        for name, decl in self.variables.items():
+            if name in data:
+                for d, n in zip(decl.shape, np.shape(data[name])):
+                    if isinstance(d, str):
+                        sizes.setdefault(d, n)
+        return sizes
 
     def values(self, **data) -> dict[str, np.ndarray]:
         return self.numpy()(**data)
@@ -140,6 +162,9 @@ class Solution:
         for name in sizes:              # a dimension used as a scalar variable (d in d*log(v))
             if name in self.variables and not self.variables[name].shape:
                 data[name] = float(sizes[name])
+        bound = self._sizes(data)
+        data.update({name: n for name, n in sizes.items() if name not in bound and
+                     name not in self.variables})   # sizes only the unknowns have
         return data
 
     def check(self, seed: int = 0) -> float:
@@ -147,11 +172,17 @@ class Solution:
         |grad| / (the sum of the sizes of its terms), so that 1e-16 is exact cancellation."""
         self._require_closed()
         data = self.draw(seed)
-        point = {**data, **self.values(**data)}
+        try:
+            point = {**data, **self.values(**data)}
+        except MatdiffError:            # the closed form is undefined on this data
+            return float("inf")
         worst = 0.0
         for u, r in self.gradients.items():
             shapes = {n: d.shape for n, d in r.variables.items()}
-            g = compile_numpy(r.derivative, shapes)(**point)
+            try:
+                g = compile_numpy(r.derivative, shapes)(**point)
+            except MatdiffError:        # undefined there (a singular inverse): not stationary
+                return float("inf")
             x = ir.var(u, r.variables[u].shape, r.variables[u].props)
             terms = algebra.expand(r.derivative, x)
             scale = sum(abs(float(c)) * np.linalg.norm(compile_numpy(t, shapes)(**point))
@@ -272,7 +303,7 @@ def _with_declaration(declare, name: str, kind: str):
 
 
 def _solve_all(sol: Solution, objective: str, declare, g: Expr | None) -> None:
-    pending = {}
+    pending, multipliers = {}, []
     for u in sol.unknowns:
         full = derive(objective, u, declare=declare, symmetric="full")
         x = ir.var(u, full.variables[u].shape, full.variables[u].props)
@@ -283,7 +314,9 @@ def _solve_all(sol: Solution, objective: str, declare, g: Expr | None) -> None:
             sol.notes.append(f"{u} is {'symmetric' if 'symmetric' in x.data[1] else 'diagonal'}"
                              f": solved G = 0 for the gradient G with independent entries; "
                              f"a symmetric solution makes sym(G) = 0 too")
-        pending[u] = (x, _cleared(sol, algebra.equation(full.derivative, x), x))
+        eq, factors = _cleared(sol, algebra.equation(full.derivative, x), x)
+        pending[u] = (x, eq)
+        multipliers.extend(factors)
     order, solved = [], {}
     while pending:
         ready = [u for u, (x, eq) in pending.items()
@@ -297,14 +330,37 @@ def _solve_all(sol: Solution, objective: str, declare, g: Expr | None) -> None:
         solved[u] = _linear(sol, eq, x, known)
         order.append(u)
     sol.unknowns = tuple(order)
+    _refuse_singular_multipliers(sol, multipliers, solved)
     for u in order:
         sol.forms[u] = _form(sol, solved[u])
     if g is not None:
         _fix_multiplier(sol, g, solved)
 
 
-def _cleared(sol: Solution, eq: Equation, x: Expr) -> Equation:
+def _refuse_singular_multipliers(sol: Solution, factors: list[Expr],
+                                 solved: dict[str, Expr]) -> None:
+    """Multiplying through by a factor that depends on an unknown keeps the solutions only
+    where it is invertible: one that the solution makes zero (S*inv(S)*S = S solved by S = 0)
+    means the candidate is spurious."""
+    unknowns = {ir.var(u, sol.variables[u].shape, sol.variables[u].props): e
+                for u, e in solved.items()}
+    for factor in factors:
+        value = factor
+        for _ in solved:             # later solutions are written in the earlier unknowns
+            value = ir.substitute(value, unknowns)
+        value = algebra.simplify(value)
+        if value.op == "zero" or (value.op == "num" and value.data == 0):
+            raise NoClosedForm("the only candidate makes {part}, which the equation was "
+                               "multiplied by, zero: there is no stationary point", factor)
+
+
+def _cleared(sol: Solution, eq: Equation, x: Expr) -> tuple[Equation, list[Expr]]:
+    """The equation with its inverses cleared, and the factors that depend on an unknown it
+    was multiplied by."""
+    factors = []
     for move, new in algebra.clear_inverses(eq, x):
+        if any(ir.depends_on(move.factor, u) for u in sol.gradients):
+            factors.append(move.factor)
         what = _text(sol, move.factor)
         how = {"left": f"multiply on the left by {what}",
                "right": f"multiply on the right by {what}",
@@ -313,7 +369,7 @@ def _cleared(sol: Solution, eq: Equation, x: Expr) -> Equation:
                "scalar": f"multiply by {what}"}[move.side]
         sol.steps.append(_step(sol, f"{how} (clears its inverse)", new.expr(), None))
         eq = new
-    return eq
+    return eq, factors
 
 
 def _linear(sol: Solution, eq: Equation, x: Expr, known: str = "") -> Expr:
@@ -322,6 +378,10 @@ def _linear(sol: Solution, eq: Equation, x: Expr, known: str = "") -> Expr:
     solved = algebra.solve_linear(linear, constant, x)
     sol.steps.append(_step(sol, f"collect the terms in {u} on one side{known}", solved.lhs,
                            solved.rhs))
+    for a in solved.inverted:
+        if _singular_on_random_data(sol, a):
+            raise NoClosedForm(f"the matrix {{part}} that multiplies {u} is singular on "
+                               f"random data: the stationary points are not unique", a)
     if solved.kind == "scalar" and solved.operator.op == "num" and solved.operator.data == 1:
         return solved.solution          # collecting solved it
     if solved.kind == "scalar":
@@ -342,6 +402,21 @@ def _linear(sol: Solution, eq: Equation, x: Expr, known: str = "") -> Expr:
     return solved.solution
 
 
+def _singular_on_random_data(sol: Solution, a: Expr) -> bool:
+    """Whether a matrix of the data alone (X'*X, not one of the unknowns) is numerically
+    singular at random data: a rank-deficient normal matrix (an outer product, the ones
+    matrix) is so for every draw, a full-rank one for almost none."""
+    if any(ir.depends_on(a, u) for u in (*sol.gradients, sol.multiplier) if u):
+        return False
+    shapes = {n: d.shape for n, d in sol.variables.items()}
+    try:
+        value = compile_numpy(a, shapes)(**sol.with_sizes(sol.draw(0), sol.gradients))
+    except MatdiffError:
+        return False                  # not evaluable here: the check will say so
+    singular = np.linalg.svd(np.atleast_2d(value), compute_uv=False)
+    return bool(singular[-1] <= 1e-10 * max(singular[0], 1e-300))
+
+
 def _fix_multiplier(sol: Solution, g: Expr, solved: dict[str, Expr]) -> None:
     """Substitute the unknown (in terms of the multiplier c) into g = 0, solve for c, and
     write the unknown without c."""
@@ -350,8 +425,9 @@ def _fix_multiplier(sol: Solution, g: Expr, solved: dict[str, Expr]) -> None:
     w = ir.var(u, sol.variables[u].shape, sol.variables[u].props)
     constraint = algebra.simplify(ir.substitute(g, {w: solved[u]}))
     sol.steps.append(_step(sol, f"put {u} into the constraint", constraint, None))
-    eq = _cleared(sol, algebra.equation(constraint, c), c)
+    eq, factors = _cleared(sol, algebra.equation(constraint, c), c)
     value = _linear(sol, eq, c)
+    _refuse_singular_multipliers(sol, factors, {sol.multiplier: value})
     final = algebra.simplify(ir.substitute(solved[u], {c: value}))
     sol.steps.append(_step(sol, f"put {sol.multiplier} into {u}", w, final))
     sol.forms = {u: _form(sol, final), sol.multiplier: _form(sol, value)}
