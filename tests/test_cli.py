@@ -200,3 +200,12 @@ def test_emit_of_an_unknown_backend_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         run(capsys, "derive", "x'*x", "--wrt", "x", "--emit", "fortran")
     assert exit_.value.code == 2
+
+
+def test_a_map_without_index_form_still_prints(capsys):
+    """kron and vec results have no index names yet: the CLI says so and shows the rest."""
+    assert main(["derive", "kron(A, B)", "--wrt", "A"]) == 0
+    out = capsys.readouterr().out
+    assert "d(kron(A, B)) = kron(dA, B)" in out and "index form: none" in out
+    assert main(["derive", "vec(X)'*W*vec(X)", "--wrt", "X", "--format", "json"]) == 0
+    assert '"vec": "((W + W\')*vec(X))\'"' in capsys.readouterr().out
