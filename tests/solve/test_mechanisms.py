@@ -151,3 +151,23 @@ def test_bad_input_is_a_clear_error(bad, match):
 def test_a_non_scalar_expression_is_refused():
     with pytest.raises(matdiff.MatdiffError, match="scalar expression"):
         matdiff.solve("A*x", wrt="x")
+
+
+@pytest.mark.parametrize("expr, declare, said", [
+    ("norm2(X*w - y)^2 + lam*w'*w", "lam: positive scalar", "symmetric, positive definite"),
+    ("norm2(X*w - y)^2", None, "symmetric, positive semidefinite"),
+    ("(X*w - y)'*diag(q)*(X*w - y)", "q: positive vector(n)", "symmetric, positive semidefinite"),
+    ("(X*w - y)'*diag(q)*(X*w - y)", "q: vector(n)", "(symmetric)"),
+    ("norm2(X*w - y)^2 + lam*w'*w", "lam: scalar", "(factored, symmetric)"),
+])
+def test_the_inverted_matrix_is_said_to_be_what_it_provably_is(expr, declare, said):
+    sol = matdiff.solve(expr, wrt="w", declare=declare)
+    move = sol.steps[-1].move
+    assert said in move
+    # and it is: the matrix named in the move, evaluated on random data of the declared kinds
+    matrix = move.split("inverse of ")[1].split(" (")[0]
+    rng = np.random.default_rng(0)
+    data = dict(X=rng.normal(size=(9, 3)), q=rng.uniform(0.1, 2, 9), lam=0.3)
+    eigenvalues = np.linalg.eigvalsh(matdiff.evaluate(matrix, sol.declare, **data))
+    if "definite" in said:
+        assert eigenvalues.min() > (0 if "positive definite" in said else -1e-12)

@@ -24,11 +24,12 @@ from math import gcd
 
 from ..core import ir
 from ..core.ir import Expr
-from ..core.simplify import simplify, split_coefficient
+from ..core.simplify import is_positive, simplify, split_coefficient
 
 Term = tuple[Fraction, Expr]
 MAX_TERMS = 200        # an expansion past this is not a person's algebra any more
 MAX_CLEARING = 4       # inverses cleared one after another
+POSDEF, SEMIDEFINITE = "positive definite", "positive semidefinite"
 
 
 class NoClosedForm(Exception):
@@ -474,3 +475,41 @@ def _applied(t: LinearTerm, x: Expr) -> Expr:
         factors.append((t.b, (col, 1)))
         out[1] = 1
     return simplify(ir.einsum(factors, tuple(out)))
+
+
+def definiteness(m: Expr) -> str | None:
+    """"positive definite", "positive semidefinite" or None (not provable) for a symmetric
+    matrix built as a person builds normal matrices: positive multiples of eye and of posdef
+    variables, and Gram matrices B'*B, B'*diag(q)*B with q positive, summed."""
+    c, t = split_coefficient(m)
+    if t.op == "sum":
+        kinds = [definiteness(scaled_term) for scaled_term in
+                 (ir.scale(c * c2, t2) for c2, t2 in zip(t.data, t.args))]
+        if None in kinds:
+            return None
+        return POSDEF if POSDEF in kinds else SEMIDEFINITE
+    if c <= 0:
+        return None
+    if t.op == "delta" or (t.op == "var" and "posdef" in t.data[1]):
+        return POSDEF
+    if t.op == "inv":
+        return POSDEF if definiteness(t.args[0]) == POSDEF else None
+    if t.op != "einsum":
+        return None
+    factors = list(zip(t.args, t.data[0]))
+    out = t.data[1]
+    scalars = [f for f, idx in factors if not idx]
+    if not all(is_positive(s) for s in scalars):
+        return None
+    rest = [(f, idx) for f, idx in factors if idx]
+    eyes = [(f, idx) for f, idx in rest if f.op == "delta" and idx == out]
+    if len(eyes) == 1 and len(rest) == 1:
+        return POSDEF                                 # s*eye, s > 0
+    mats = [(f, idx) for f, idx in rest if f.ndim == 2]
+    weights = [(f, idx) for f, idx in rest if f.ndim == 1]
+    if len(mats) == 2 and mats[0][0] is mats[1][0] and len(rest) == 2 + len(weights):
+        (b, (k1, i)), (_, (k2, j)) = mats
+        if k1 == k2 and (i, j) in (out, out[::-1]) and all(
+                idx == (k1,) and is_positive(w) for w, idx in weights):
+            return SEMIDEFINITE                       # B'*diag(q)*B
+    return None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .closed import Solution, solve
+from .closed import solve
+from .solution import Solution
 
 CHECK_TOLERANCE = 1e-9
 
