@@ -142,6 +142,10 @@ def test_linear_form_splits_each_term_into_a_product():
     (dict(wrt="x", constraint="box"), "unknown constraint"),
     (dict(wrt="x", constraint=" = 1"), "both sides"),
     (dict(wrt="x, A", constraint="simplex"), "single unknown"),
+    (dict(wrt="x", constraint="sum(x) <= 1"), "not an equation"),
+    (dict(wrt="x", constraint="sum(y) = 1"), "does not involve x"),
+    (dict(wrt="x", constraint="x = b"), "not a scalar equation"),
+    (dict(wrt="x", constraint=1), "must be text"),
 ])
 def test_bad_input_is_a_clear_error(bad, match):
     with pytest.raises(matdiff.MatdiffError, match=match):
@@ -171,3 +175,11 @@ def test_the_inverted_matrix_is_said_to_be_what_it_provably_is(expr, declare, sa
     eigenvalues = np.linalg.eigvalsh(matdiff.evaluate(matrix, sol.declare, **data))
     if "definite" in said:
         assert eigenvalues.min() > (0 if "positive definite" in said else -1e-12)
+
+
+def test_declarations_as_a_dict_and_a_taken_multiplier_name():
+    declare = {"w": "positive vector(K)", "R": "matrix(n,K)", "c": "scalar"}
+    sol = matdiff.solve("(R'*vector(1))'*log(w) + c", wrt="w", declare=declare,
+                        constraint="simplex")
+    assert sol.multiplier != "c" and sol.text == "w = R'*vector(1)/sum(R)"
+    assert sol.check(1) < 1e-9

@@ -87,6 +87,9 @@ def _lagrangian(expr: str, unknowns, declare, constraint):
     if len(unknowns) != 1:
         raise MatdiffError("a constraint needs a single unknown", hint="wrt='w'")
     (w,) = unknowns
+    if any(op in constraint for op in "<>!"):
+        raise MatdiffError(f"constraint {constraint!r} is not an equation",
+                           hint="an equality such as 'sum(w) = 1'; inequalities are not solved")
     if constraint.strip() == "simplex":
         lhs, rhs = f"vector(1)'*{w}", "1"
     elif constraint.count("=") == 1:
@@ -106,6 +109,9 @@ def _lagrangian(expr: str, unknowns, declare, constraint):
     if g.ndim:
         raise MatdiffError(f"constraint {constraint!r} is not a scalar equation",
                            hint="one scalar equation such as 'sum(w) = 1'")
+    if not ir.depends_on(g, w):
+        raise MatdiffError(f"constraint {constraint!r} does not involve {w}",
+                           hint=f"an equation in {w}, such as 'sum({w}) = 1'")
     return objective, declared, c, g
 
 
