@@ -83,7 +83,8 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
             return VecForm(transposed_note(vec_g), shape)
     try:
         if nrow + ncol > 2 and nrow:
-            return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
+            return VecForm(kron_form(derivative, nrow, ncol,
+                                     matrix_raiser(reading_order, sized_ones=True)),
                            shape)
         notation = notation()
         if isinstance(notation, IndexForm):
