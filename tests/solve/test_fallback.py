@@ -114,7 +114,7 @@ def test_fallback_errors_are_clear():
         sol.minimize(A=SPD)
     with pytest.raises(matdiff.MatdiffError, match="unknown method"):
         sol.minimize(method="bfgs")
-    constrained = matdiff.solve("sum(exp(w))", wrt="w", constraint="simplex")
+    constrained = matdiff.solve("sum(exp(w)) + w'*w", wrt="w", constraint="simplex")
     assert not constrained.closed
     with pytest.raises(matdiff.MatdiffError, match="unconstrained"):
         constrained.minimize()

@@ -183,3 +183,26 @@ def test_declarations_as_a_dict_and_a_taken_multiplier_name():
                         constraint="simplex")
     assert sol.multiplier != "c" and sol.text == "w = R'*vector(1)/sum(R)"
     assert sol.check(1) < 1e-9
+
+
+@pytest.mark.parametrize("expr, wrt, declare, constraint, data, oracle", [
+    ("sum(exp(w)) - b'*w", "w", "b: positive vector(n); w: vector(n)", None,
+     dict(b=np.array([0.5, 2.0, 3.0])), lambda d: np.log(d["b"])),
+    ("a*exp(v) - b*v", "v", "v: scalar; a: positive scalar; b: positive scalar", None,
+     dict(a=2.0, b=5.0), lambda d: np.log(d["b"] / d["a"])),
+    ("sum(exp(w))", "w", "w: vector(n)", "simplex", dict(n=4), lambda d: np.full(4, 0.25)),
+    ("q'*log(x) - sum(x)", "x", "q: positive vector(n); x: positive vector(n)", None,
+     dict(q=np.array([0.5, 2.0])), lambda d: d["q"]),
+])
+def test_one_to_one_functions_are_inverted(expr, wrt, declare, constraint, data, oracle):
+    """exp(u) = C -> u = log(C), log(u) = C -> u = exp(C), entrywise, then the algebra goes on
+    (for the simplex: c from the constraint, log(c)*n = 1)."""
+    sol = matdiff.solve(expr, wrt=wrt, declare=declare, constraint=constraint)
+    assert sol.closed, sol.reason
+    got = sol.values(**data)
+    assert relative(got[wrt], oracle(data)) < 1e-12
+    assert sol.check(0) < 1e-9
+    point = {**{k: v for k, v in data.items() if k != "n"}, **got}
+    declarations = declare + ("; c: scalar" if constraint else "")
+    steps_hold(sol, point, declarations)
+    assert gradient_size(sol, point) < 1e-9

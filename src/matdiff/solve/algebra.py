@@ -7,6 +7,7 @@ An equation is a list of terms (coefficient, IR node) of X's shape that sum to z
 - ``clear_inverses``: multiply through by an invertible factor (A on the left and/or the
   right for inv(A), u.^k elementwise for u.^-k, v^k for a scalar v^-k), which keeps the
   solution set, until the equation is affine in X;
+- ``invert_function``: k.*f(u) = C with f one-to-one (exp, log) becomes u = f^-1(C./k);
 - ``linear_form``: split the affine equation into L(X) = C with every term of L a product
   s*A*X*B (A or B the identity where absent);
 - ``solve_linear``: A*X = C -> inv(A)*C, X*B = C -> C*inv(B), s*X = C -> C/s, one A*X*B = C
@@ -248,6 +249,54 @@ def clear_inverses(eq: Equation, x: Expr) -> list[tuple[Move, Equation]]:
         done.append((best[1], best[2]))
         eq = best[2]
     return done
+
+
+# -- one-to-one functions ----------------------------------------------------------------------
+
+INVERSE_FUNCTIONS = {"exp": "log", "log": "exp"}   # each one-to-one where it is defined
+
+
+def invert_function(eq: Equation, x: Expr) -> tuple[str, Equation] | None:
+    """k .* f(u) + C = 0 with the unknown only in u, f one-to-one (exp, log): u = f^-1(-C./k),
+    (the function's name, the new equation); None where the equation is not of that form."""
+    name = x.data[0]
+    varying = [(c, t) for c, t in eq.terms if ir.depends_on(t, name)]
+    if len(varying) != 1:
+        return None
+    (c, t), = varying
+    t = _as_einsum(t)
+    out = t.data[1]
+    at = [k for k, f in enumerate(t.args) if ir.depends_on(f, name)]
+    if len(at) != 1 or t.args[at[0]].op not in INVERSE_FUNCTIONS or t.data[0][at[0]] != out:
+        return None
+    fu = t.args[at[0]]
+    coefficient = [(f, idx) for k, (f, idx) in enumerate(zip(t.args, t.data[0])) if k != at[0]]
+    if any(idx not in ((), out) for _, idx in coefficient):
+        return None                   # a coefficient that mixes entries: not entrywise
+    constant = total([(-c2 / c, t2) for c2, t2 in eq.terms if (c2, t2) not in varying],
+                     eq.shape)
+    inverses = [(ir.power(f, -1), idx) for f, idx in coefficient]
+    value = simplify(ir.einsum([(constant, out)] + inverses, out))
+    u = fu.args[0]
+    scalar = _broadcast_of(value)   # s*vector(1): f^-1(s) broadcast, not f^-1 of the ones
+    solved = ir.apply(INVERSE_FUNCTIONS[fu.op], value) if scalar is None else \
+        ir.broadcast(ir.apply(INVERSE_FUNCTIONS[fu.op], scalar), value.shape)
+    new = expand(ir.add([(1, u), (-1, solved)]), x)
+    return fu.op, Equation(tuple(new), eq.shape)
+
+
+def _broadcast_of(e: Expr) -> Expr | None:
+    """s where e is the scalar s times ones on every axis, else None."""
+    c, t = split_coefficient(e)
+    if not e.ndim or t.op != "einsum":
+        return None
+    out = t.data[1]
+    ones = [idx for f, idx in zip(t.args, t.data[0]) if f.op == "ones"]
+    scalars = [f for f, idx in zip(t.args, t.data[0]) if not idx]
+    if sorted(i for idx in ones for i in idx) != sorted(out) or \
+            len(ones) + len(scalars) != len(t.args):
+        return None
+    return simplify(ir.einsum([(ir.num(c), ())] + [(f, ()) for f in scalars], ()))
 
 
 # -- the linear form ---------------------------------------------------------------------------

@@ -201,6 +201,15 @@ def _cleared(sol: Solution, eq: Equation, x: Expr) -> tuple[Equation, list[Expr]
                "scalar": f"multiply by {what}"}[move.side]
         sol.steps.append(make_step(sol, f"{how} (clears its inverse)", new.expr(), None))
         eq = new
+    if not algebra.is_affine(eq, x):
+        inverted = algebra.invert_function(eq, x)
+        if inverted is not None:
+            f, eq = inverted
+            g = algebra.INVERSE_FUNCTIONS[f]
+            sol.steps.append(make_step(sol, f"apply {g} to both sides ({f} is one-to-one)",
+                                       eq.expr(), None))
+            eq, more = _cleared(sol, eq, x)
+            factors += more
     return eq, factors
 
 
