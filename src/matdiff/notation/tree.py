@@ -23,7 +23,11 @@ def _note(cls):
             object.__setattr__(self, "_hash", cached)
         return cached
 
+    def __getstate__(self) -> dict:  # a pickle carries the fields, not the caches (a str
+        return {name: getattr(self, name) for name in cls.note_fields}  # hash is per process)
+
     cls.__hash__ = __hash__
+    cls.__getstate__ = __getstate__
     cls.note_fields = tuple(f.name for f in fields(cls))
     return cls
 
