@@ -21,7 +21,7 @@ from .notation.differential import applied_note
 from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
 from .notation.names import with_names
-from .notation.raising import raise_expr, raise_index_form
+from .notation.raising import Raiser, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm, Sym
 from .notation.vecform import VecForm, transposed, vec_form
@@ -90,10 +90,15 @@ class Form(_Printed):
     quantities: tuple[Expr, ...] = ()  # whose parts of ``wrts`` may be named (names.py)
     wrts: tuple[str, ...] = ()
     symmetric_of: Expr | None = None   # G, where expr is sym(G) = (G + G')/2
+    raiser: Raiser | None = field(default=None, repr=False)  # shared with the Result
+
+    def __post_init__(self):
+        if self.raiser is None:
+            self.raiser = Raiser(self.reading_order)
 
     @cached_property
     def notation(self):
-        note = raise_expr(self.expr, self.reading_order)
+        note = self.raiser(self.expr)
         if isinstance(note, IndexForm) and self.fallback is not None:
             return self.fallback() or note
         return note
@@ -104,7 +109,7 @@ class Form(_Printed):
         taken = set(self.variables) | {"f", "pi", "eye"} | {
             d for v in self.variables.values() for d in v.shape if isinstance(d, str)}
         named = with_names(self.expr, list(self.quantities), self.wrts,
-                           lambda e, shapes: raise_expr(e, self.reading_order, shapes), taken,
+                           self.raiser, taken,
                            self.symmetric_of)
         return self.notation if isinstance(named, IndexForm) else named  # or the fallback
 
@@ -140,7 +145,8 @@ class Result(_Printed):
     #                                                       differentiates it
     wrts: tuple[str, ...] = ()      # the variable of each derivative taken, in order
     direction: str | None = None    # the direction of a directional derivative
-    differential_expr: Expr | None = field(default=None, repr=False)
+    differential_expr: Expr | Callable[[], Expr] | None = field(default=None, repr=False)
+    #                   (a function giving it, where it is worked out when first asked for)
     directions: dict[str, Decl] = field(default_factory=dict)  # dX, dS... (or the direction)
     notes: tuple[str, ...] = ()     # what the derivative assumes (sign's derivative is 0...)
     declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
@@ -242,7 +248,12 @@ class Result(_Printed):
     @cached_property
     def notation(self):
         with budget.request(self.limits):
-            return raise_expr(self.derivative, self.reading_order)
+            return self._raiser(self.derivative)
+
+    @cached_property
+    def _raiser(self) -> Raiser:
+        """One raiser for the derivative, its differential and the function: they share parts."""
+        return Raiser(self.reading_order)
 
     @cached_property
     def _matrix_form(self) -> bool:
@@ -257,8 +268,11 @@ class Result(_Printed):
     def differential(self) -> Form:
         """dF in the direction dX (d2f in dX twice for order 2, dx and dS for mixed): the
         derivative contracted with the directions over the variables' axes."""
+        if callable(self.differential_expr):
+            with budget.request(self.limits):
+                self.differential_expr = self.differential_expr()
         return Form(self.differential_expr, {**self.variables, **self.directions},
-                    self.reading_order, self._applied_derivative)
+                    self.reading_order, self._applied_derivative, raiser=self._raiser)
 
     def _applied_derivative(self):
         """The derivative's matrix notation applied to the directions (G'*dx, tr(G'*dX)), for
@@ -301,7 +315,7 @@ class Result(_Printed):
 
     def function_in(self, style: str) -> str:
         """The expression itself in "text", "latex" or "unicode"."""
-        return render(raise_expr(self.function, self.reading_order), STYLES[style])
+        return render(self._raiser(self.function), STYLES[style])
 
     def abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
         """The derivative with the (scalar) expression itself written as ``symbol``, where it
@@ -310,7 +324,7 @@ class Result(_Printed):
                 self.layout != "shape"):
             return None
         with budget.request(self.limits):
-            whole = raise_expr(self.function, self.reading_order)
+            whole = self._raiser(self.function)
             short = abbreviate(self.notation, whole, symbol)
             return None if short is None else render(short, _style(style))
 
@@ -319,7 +333,7 @@ class Result(_Printed):
         factor (``f*(((x - m)'*inv(S)*dx)^2 - dx'*inv(S)*dx)``); None where it is not."""
         if self.function.ndim or isinstance(self.differential.notation, IndexForm):
             return None
-        whole = raise_expr(self.function, self.reading_order)
+        whole = self._raiser(self.function)
         short = abbreviate(self.differential.notation, whole, symbol)
         return None if short is None else render(short, STYLES[style])
 
@@ -340,7 +354,7 @@ class Result(_Printed):
         quantities = (self.function,) + ((self._first,) if self._first is not None else ())
         return Form(self.derivative, self._all_variables, self.reading_order,
                     quantities=quantities, wrts=tuple(self.wrts),
-                    symmetric_of=self.unstructured)
+                    symmetric_of=self.unstructured, raiser=self._raiser)
 
     @property
     def plain(self) -> str:
@@ -628,10 +642,14 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
         differentiated.append((e, w))
         return _differentiate(e, xs[w], expr, along)
 
-    # the differential: the rules applied to the directions (forward mode), of F's shape
-    differentials = [f]
-    for w, v_ in zip(wrts, directions):
-        differentials.append(d(differentials[-1], w, v_))
+    # the differential: the rules applied to the directions (forward mode), of F's shape;
+    # a derivative without a direction needs it only when it is shown
+    def differential() -> Expr:
+        chain = f
+        for w, v_ in zip(wrts, directions):
+            chain = _differentiate(chain, xs[w], expr, v_)
+        return simplify(ir.substitute(chain, restore))
+
     lead = f.ndim
 
     def with_conventions(e: Expr, block_variables: tuple[str, ...]) -> Expr:
@@ -648,15 +666,20 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
             derivatives.append(d(derivatives[-1], w))
         result = with_conventions(derivatives[-1], wrts)
         first = with_conventions(derivatives[-2], wrts[:-1])
-    elif order == 1:    # dF[V]
-        result, first = differentials[-1], f
-    else:               # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
-        result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
-        first = f if order == 2 else differentials[-3]
-        first = with_conventions(d(first, wrts[0]), wrts[:1])
+    else:
+        differentials = [f]
+        for w, v_ in zip(wrts, directions):
+            differentials.append(d(differentials[-1], w, v_))
+        if order == 1:  # dF[V]
+            result, first = differentials[-1], f
+        else:           # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
+            result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
+            first = f if order == 2 else differentials[-3]
+            first = with_conventions(d(first, wrts[0]), wrts[:1])
     result = simplify(ir.substitute(result, restore))
     _check_size(result)
-    differential = simplify(ir.substitute(differentials[-1], restore))
+    differential_expr = differential if direction is None else \
+        simplify(ir.substitute(differentials[-1], restore))
     first = simplify(ir.substitute(first, restore))
     dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
             if v_.data[0] not in variables}
@@ -664,7 +687,7 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
     if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym":
         unstructured = simplify(ir.substitute(derivatives[-1], restore))
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
-                  result, f, variables, first, wrts, direction, differential, dirs,
+                  result, f, variables, first, wrts, direction, differential_expr, dirs,
                   _notes(differentiated), frozenset(decls), limits,
                   unstructured=unstructured)
 
