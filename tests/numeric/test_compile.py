@@ -122,6 +122,7 @@ def test_hessian_vector_product_on_symmetric_matrices():
     ("x'*A*x", "x", 2, None), (NLL, "S", 1, NLL_DECLARE), (NLL, "S", 2, NLL_DECLARE),
     ("tr(A*inv(X)*B)", "X", 1, None), ("x'*inv(A)*y", "x", 1, None),
     ("sum(exp(X))*eye + X", "X", 1, None), ("logdet(X)", "X", 2, None),
+    ("tr(A^3)", "A", 1, "A: matrix(n,n)"), ("x'*A^5*x", "A", 1, "A: matrix(n,n)"),  # mpow
     # two log-domain scalar groups built from one temporary node (interning is weak)
     (GAUSSIAN, "S", 1, GAUSSIAN_DECLARE), (GAUSSIAN, "x", 1, GAUSSIAN_DECLARE),
 ])
@@ -226,7 +227,7 @@ BACKEND_CASES = [(FACTORISATION, "U", 1, None), (FACTORISATION, "U", 2, None),
                  (LOGISTIC, "w", 2, None), (NLL, "S", 1, NLL_DECLARE),
                  (NLL, "S", 2, NLL_DECLARE), ("tr(A*inv(X)*B)", "X", 1, None),
                  (GAUSSIAN, "S", 1, GAUSSIAN_DECLARE), (GAUSSIAN, "x", 1, GAUSSIAN_DECLARE),
-                 ("logdet(X)", "X", 1, None)]
+                 ("logdet(X)", "X", 1, None), ("x'*A^5*x", "A", 1, "A: matrix(n,n)")]
 
 
 @pytest.mark.parametrize("expr, wrt, order, declare", BACKEND_CASES)

@@ -311,6 +311,10 @@ class _Writer:
             self.lines.append(f"{sign}, {value} = {m}.linalg.slogdet({args[0]})")
             nan = "math.nan" if d.name != "torch" else f"torch.full_like({value}, math.nan)"
             expr = f"{m}.where({sign} > 0, {value}, {nan})"
+        elif op == "mpow":  # A^k by repeated squaring, as the IR keeps it one node
+            expr = {"numpy": "np.linalg.matrix_power", "jax": "jnp.linalg.matrix_power",
+                    "torch": "torch.linalg.matrix_power"}[d.name] + \
+                f"({args[0]}, {int(node.args[1].data)})"
         else:
             raise NotImplementedError(op)
         self.assign(node, expr, "e" if PRIMITIVES[op].elementwise else "t")
