@@ -261,3 +261,44 @@ def test_the_jax_source_is_jit_compatible_and_the_torch_source_keeps_the_device(
     assert relative_error(np.asarray(jitted(**values)), r.numpy()(**values)) < 1e-12
     assert "cuda" not in r.source("torch") and "device=" in r.source("torch")
 
+
+
+@pytest.mark.parametrize("expr, wrt, sizes, distributed", [
+    # (T - U*V')*V = T*V - U*(V'*V): the n×m product U*V' is never formed
+    (FACTORISATION, "U", {"T": (12, 10), "U": (12, 2), "V": (10, 2)}, True),
+    # (A + u*v')*w = A*w + u*(v'*w): no outer product
+    ("y'*(A + u*v')*w", "y", {"y": (9,), "A": (9, 9), "u": (9,), "v": (9,), "w": (9,)}, True),
+    # square factors: distributing would double the matrix products, so (A + B)*C stays
+    ("tr((A + B)*C*D)", "D", {"A": (6, 6), "B": (6, 6), "C": (6, 6), "D": (6, 6)}, False),
+])
+def test_contractions_distribute_over_sums_where_cheaper(expr, wrt, sizes, distributed):
+    r = matdiff.derive(expr, wrt)
+    rng = np.random.default_rng(8)
+    values = {name: rng.standard_normal(shape) for name, shape in sizes.items()}
+    fn = r.compile()
+    assert relative_error(fn(**values), r.numpy()(**values)) < 1e-12
+    program = fn.function(_sizes(r, sizes)).program
+    # the n×m temporaries: a sum of matrices (and the product in it) only where not distributed
+    temporaries = [n for n in program.nodes if n.ndim == 2 and n.op != "var"
+                   and n is not program.outputs[0]]
+    sums = [n for n in temporaries if n.op == "sum"]
+    assert bool(sums) != distributed, fn.source(_sizes(r, sizes))
+    if distributed:
+        assert not any(_is_outer_or_large(n, program) for n in temporaries)
+
+
+def _is_outer_or_large(node, program):
+    """A temporary as large as the biggest variable matrix (the product the sum needed)."""
+    largest = max(program.size_of(a) * program.size_of(b) for n in program.nodes
+                  if n.op == "var" and n.ndim == 2 for a, b in [n.shape])
+    return program.size_of(node.shape[0]) * program.size_of(node.shape[1]) >= largest
+
+
+def _sizes(r, arrays):
+    """The symbolic sizes of r's variables, as these array shapes bind them."""
+    bound = {}
+    for name, shape in arrays.items():
+        for d, n in zip(r.variables[name].shape, shape):
+            if isinstance(d, str):
+                bound[d] = n
+    return bound
