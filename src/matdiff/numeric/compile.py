@@ -48,8 +48,15 @@ class Compiled:
         """The planned function; its docstring (the formula, costly to print) on request."""
         with budget.request():  # keeps the nodes planning builds alive while it runs
             program = lower_program(self.roots, sizes)
-        doc = (self.doc() if callable(self.doc) else self.doc) if documented else ""
-        return Function(self.name, program, self.shapes, doc)
+        return Function(self.name, program, self.shapes, self._doc() if documented else "")
+
+    def _doc(self) -> str:
+        if not callable(self.doc):
+            return self.doc
+        try:
+            return self.doc()
+        except MatdiffError as err:     # a value with no printed form still has its code
+            return f"{self.name}: (no printed form: {err.message})"
 
     def bound_sizes(self, sizes: Mapping[str, int] | None = None) -> dict[str, int]:
         """Every symbolic size: as given, else DEFAULT_SIZE."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, topological, variables
+from ..core.ir import PRIMITIVES, Dim, DimProduct, Expr, shape_text, topological, variables
 from .plan import Program, solve_side, symmetric
 
 BACKENDS = ("numpy", "jax", "torch")
@@ -179,6 +179,8 @@ class _Writer:
     # naming ---------------------------------------------------------------------------------
 
     def size(self, dim: Dim) -> str:
+        if isinstance(dim, DimProduct):     # the m*n rows of kron(A, B): folded at run time
+            return "(" + " * ".join(self.size(f) for f in dim.factors) + ")"
         return str(dim) if isinstance(dim, int) else self.dim_names[dim]
 
     def shape(self, dims: Sequence[Dim]) -> str:
@@ -273,6 +275,8 @@ class _Writer:
                         "logdet")
         elif op == "inv":
             self.inverse(node)
+        elif op == "merge":
+            self.merge(node)
         else:
             self.primitive(node)
 
@@ -314,6 +318,18 @@ class _Writer:
         else:
             raise NotImplementedError(op)
         self.assign(node, expr, "e" if PRIMITIVES[op].elementwise else "t")
+
+    def merge(self, node: Expr) -> None:
+        """Groups of axes flattened column-major (vec, kron): each group's axes reversed, so
+        that its first runs fastest, then one C-order reshape."""
+        perm, start = [], 0
+        for g in node.data:
+            perm.extend(range(start + g - 1, start - 1, -1))
+            start += g
+        x = self.ref(node.args[0])
+        if perm != sorted(perm):
+            x = self.d.transpose(x, perm)
+        self.assign(node, f"{x}.reshape{self.shape(node.shape)}")
 
     def inverse(self, node: Expr) -> None:
         if id(node) in self.p.solved:

@@ -42,6 +42,7 @@ from ..core.ir import (
     Index,
     add,
     apply,
+    dim_size,
     einsum,
     index_dims,
     num,
@@ -65,7 +66,7 @@ class Program:
     solved: frozenset[int]   # ids of inv nodes used only as inv(A)*B: written as solves
 
     def size_of(self, d: Dim) -> int:
-        return d if isinstance(d, int) else self.sizes[d]
+        return dim_size(d, self.sizes)
 
 
 def lower_program(roots: Sequence[Expr], sizes: Mapping[str, int]) -> Program:
@@ -117,7 +118,7 @@ class _Lowering:
                 self.lower(node)
 
     def size(self, d: Dim) -> int:
-        return d if isinstance(d, int) else self.sizes[d]
+        return dim_size(d, self.sizes)
 
     def _folded_by_sum(self, node: Expr) -> bool:
         return node.op == "einsum" and id(node) in self.sum_terms and self._single_use(node)
