@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MatdiffError
-from .kernels import BLOCK_BYTES, UNDERFLOW, Params, Stats, feature_count, quadratic_form
+from .kernels import BLOCK_BYTES, Params, Stats, feature_count, quadratic_form, underflow
 
 BACKENDS = ("numpy", "torch", "jax")
 DEVICE_BLOCK_BYTES = 256 << 20   # a GPU block: large enough to fill the device
@@ -75,7 +75,6 @@ def torch_accumulate(X, p: Params, shift: np.ndarray) -> Stats:
     F = feature_count(d, kind)
     tied = kind == "tied"
     AB = None if tied else torch.cat([A, B], dim=1)
-    rows, cols = (torch.as_tensor(i, device=dev) for i in _upper_pairs(d))
     step = _rows_per_block(X, d, F, dev.type != "cpu")
     f64 = torch.float64
     nk = torch.zeros(K, dtype=f64, device=dev)
@@ -83,6 +82,7 @@ def torch_accumulate(X, p: Params, shift: np.ndarray) -> Stats:
     second = torch.zeros(1 if tied else K, F, dtype=f64, device=dev)
     total = torch.zeros((), dtype=f64, device=dev)
     z = torch.empty(F + d, min(step, X.shape[0]), dtype=dt, device=dev)
+    floor = underflow(dt)
     for start in range(0, X.shape[0], step):
         block = X[start:start + step]
         n = block.shape[0]
@@ -90,7 +90,10 @@ def torch_accumulate(X, p: Params, shift: np.ndarray) -> Stats:
         phi, t = zb[:F], zb[F:]
         torch.sub(block.T, g.T, out=t)
         if kind in ("full", "tied"):
-            torch.mul(t[rows], t[cols], out=phi)
+            row = 0
+            for j in range(d):      # row j of the triangle: t_j * t_j..d (no gathered copies)
+                torch.mul(t[j], t[j:], out=phi[row:row + d - j])
+                row += d - j
         elif kind == "diag":
             torch.mul(t, t, out=phi)
         else:
@@ -98,7 +101,7 @@ def torch_accumulate(X, p: Params, shift: np.ndarray) -> Stats:
         log_p = B @ t + A @ phi if tied else AB @ zb
         log_p += c
         top = log_p.max(dim=0).values
-        r = log_p.sub_(top).clamp_(min=UNDERFLOW).exp_()
+        r = log_p.sub_(top).clamp_(min=floor).exp_()
         norm = r.sum(dim=0)
         r /= norm
         total += (norm.log() + top).sum(dtype=f64)
@@ -156,7 +159,7 @@ def _jax_block(kind: str, d: int):
                 phi = jnp.sum(t * t, axis=0, keepdims=True)
             log_p = B @ t + A @ phi + c[:, None]
             top = jnp.max(log_p, axis=0)
-            r = jnp.exp(jnp.maximum(log_p - top, UNDERFLOW))
+            r = jnp.exp(jnp.maximum(log_p - top, underflow(block.dtype)))
             norm = jnp.sum(r, axis=0)
             r = r / norm
             wide = jnp.promote_types(block.dtype, jnp.float64) if jax.config.jax_enable_x64 \

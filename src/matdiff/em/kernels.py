@@ -27,7 +27,14 @@ import numpy as np
 
 from ..errors import MatdiffError
 
-UNDERFLOW = -708.0     # exp(UNDERFLOW) is the smallest power of e that is a normal float64
+# exp(UNDERFLOW[dtype]) is about the smallest normal number of the dtype: below it exp's
+# results are subnormal or zero, computed on a slow path
+UNDERFLOW = {"float64": -708.0, "float32": -87.0}
+
+
+def underflow(dtype) -> float:
+    """UNDERFLOW for a NumPy, torch or jax dtype (its name, without torch's prefix)."""
+    return UNDERFLOW.get(str(dtype).removeprefix("torch."), UNDERFLOW["float32"])
 BLOCK_BYTES = 2 << 20  # a block's feature matrix stays in cache (measured: benchmarks/bench_em)
 
 
@@ -127,10 +134,10 @@ def _log_normalise(log_p):
     """Log-sum-exp over the components (axis 0), and the responsibilities it normalises, in
     place (``log_p`` becomes them). Terms below UNDERFLOW are raised to it: exp's results
     that underflow take a slow path (measured: ten times the time), and e^-708 against the
-    largest term's 1 changes nothing a float64 sum can hold."""
+    largest term's 1 changes nothing a float64 sum can hold (e^-87 in float32)."""
     top = np.max(log_p, axis=0)
     r = np.subtract(log_p, top, out=log_p)
-    np.maximum(r, UNDERFLOW, out=r)
+    np.maximum(r, underflow(r.dtype), out=r)
     np.exp(r, out=r)
     total = np.sum(r, axis=0)
     r /= total
