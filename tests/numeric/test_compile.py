@@ -342,3 +342,15 @@ def test_merge_against_numpys_kron():
             unit = np.zeros((3, 2))
             unit[i, j] = 1.0
             assert np.array_equal(got[:, :, i, j], np.kron(unit, b))
+
+
+def test_constant_scalars_are_folded_when_the_code_is_written():
+    """(2*pi)^(-k/2) needs log(2*pi): a number in the source, not a computation per call."""
+    fn = matdiff.compile(GAUSSIAN, wrt=["x"], declare=GAUSSIAN_DECLARE, value=True)
+    source = re.sub(r'"""[^"]*"""', "", fn.source())
+    assert "math.pi" not in source and repr(float(np.log(2 * np.pi))) in source, source
+    point = gaussian_point(5, np.random.default_rng(11))
+    d = point["x"] - point["m"]
+    f = np.exp(-2.5 * np.log(2 * np.pi) - np.linalg.slogdet(point["S"])[1] / 2
+               - d @ np.linalg.solve(point["S"], d) / 2)
+    assert abs(fn(**point)[0] - f) < 1e-12 * f

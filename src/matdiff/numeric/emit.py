@@ -92,11 +92,13 @@ def dialect(backend: str) -> _Dialect:
 _CHO_INVERSE = '''
 
 def _cho_inverse(chol):
-    """inv(S) from the lower Cholesky factor of S (LAPACK potri fills one triangle)."""
+    """inv(S) from the lower Cholesky factor of S (numpy's, zero above the diagonal): LAPACK
+    potri fills the lower triangle and leaves those zeros, so one transposed add completes it."""
     inverse, info = lapack.dpotri(chol, lower=1)
     if info:
         raise np.linalg.LinAlgError("the matrix is singular")
-    return np.tril(inverse) + np.tril(inverse, -1).T
+    inverse += np.tril(inverse, -1).T
+    return inverse
 '''
 
 
@@ -243,7 +245,9 @@ class _Writer:
 
     def node(self, node: Expr) -> None:
         op, d = node.op, self.d
-        if op == "var":
+        if op not in ("num", "const") and _constant(node):
+            self.names[id(node)] = _number_literal(_fold(node))  # log(2*pi) once, here
+        elif op == "var":
             self.names[id(node)] = node.data[0]
         elif op == "num":
             self.names[id(node)] = _number(node.data)
@@ -486,6 +490,21 @@ class _Writer:
                 terms.append(f"{eye}[{', '.join(pattern)}]")
         product = " * ".join(terms)
         self.assign(node, f"{self.d.mod}.broadcast_to({product}, {self.shape(node.shape)})")
+
+
+def _constant(node: Expr) -> bool:
+    """A scalar computed from numbers and named constants only (no variable, no size)."""
+    return not node.shape and all(n.op not in ("var", "dim") and not n.shape
+                                  for n in topological(node))
+
+
+def _fold(node: Expr) -> float:
+    from .codegen import compile_numpy
+    return float(compile_numpy(node, {})())
+
+
+def _number_literal(value: float) -> str:
+    return repr(value) if value >= 0 or value != value else f"({value!r})"
 
 
 def _is_view(node: Expr) -> bool:
