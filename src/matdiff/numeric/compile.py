@@ -40,6 +40,9 @@ class Compiled:
                 if isinstance(d, str) and d not in seen:
                     seen.add(d)
                     self._size_sources.append((d, name_, axis))
+        # the sizes as one expression: a call's fixed cost is a few attribute reads, not a loop
+        items = "".join(f"a[{name!r}].shape[{axis}], " for _, name, axis in self._size_sources)
+        self._key: Callable[[Mapping], tuple] = eval(f"lambda a: ({items})")  # noqa: S307
 
     def _dims(self) -> set[str]:
         return {d for shape in self.shapes.values() for d in shape if isinstance(d, str)}
@@ -72,8 +75,8 @@ class Compiled:
 
     def _prepare(self, arrays: Mapping[str, object]) -> Callable:
         try:
-            key = tuple(arrays[name].shape[axis] for _, name, axis in self._size_sources)
-        except (KeyError, AttributeError, IndexError):
+            key = self._key(arrays)
+        except (KeyError, AttributeError, IndexError, TypeError):
             key = self._sizes_slowly(arrays)
         fn = self._cache.get(key)
         if fn is None:
