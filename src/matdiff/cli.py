@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return _example()
+        if args.command == "solve":
+            from .solve.report import run as solve
+            return solve(args.expr, args.wrt, args.declare, args.constraint, args.format,
+                         args.seed)
+        if args.command == "serve":
+            from .web.serve import serve  # the web stack loads only for this command
+            return serve(args.host, args.port, args.workers, args.seconds)
         if args.command == "em":
             from .em.demo import run  # the estimator stack loads only for this command
             return run(args.out, args.seed)
@@ -58,7 +65,7 @@ _PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored
 def _expressions_protected(argv: list[str]) -> list[str]:
     """An expression may start with a minus: protect every argument of a command that begins
     with a single '-' (options are spelled --name; -h is help)."""
-    if not argv or argv[0] not in ("derive", "check"):
+    if not argv or argv[0] not in ("derive", "check", "solve"):
         return argv
     return argv[:1] + [_PROTECT + arg if arg.startswith("-") and not arg.startswith("--")
                        and arg != "-h" else arg for arg in argv[1:]]
@@ -116,6 +123,32 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
                          help="print a self-contained Python function computing the "
                               "derivative (with a check_gradient helper for gradients)")
+    solve = commands.add_parser("solve", help="solve the gradient for zero: the stationary "
+                                "point in closed form, with the steps",
+                                description="the stationary point of a scalar expression in "
+                                            "closed form, the steps, and a numerical check "
+                                            "(a numeric minimiser where no closed form is found)")
+    solve.add_argument("expr", help="a scalar expression, e.g. \"norm2(X*w - y)^2\"")
+    solve.add_argument("--wrt", required=True, help="the unknown(s): w, or m,S (jointly)")
+    solve.add_argument("--declare", default=None, help="types and properties, as for derive")
+    solve.add_argument("--constraint", default=None,
+                       help="simplex (the unknown sums to 1) or an equation such as "
+                            "\"sum(w) = 1\", met by a Lagrange multiplier")
+    solve.add_argument("--format", default="text", choices=("text", "latex", "unicode"))
+    solve.add_argument("--seed", type=int, default=0, help="the random data of the check")
+    serve = commands.add_parser("serve", help="the local web app (pip install 'matdiff[web]')",
+                                description="a local web app: type an expression, read its "
+                                            "derivatives, checks and code")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="default 127.0.0.1 (this machine only); anything else is reachable "
+                            "from other machines")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes computing the results (default: the CPUs, at "
+                            "most 4)")
+    serve.add_argument("--seconds", type=float, default=None,
+                       help="time limit of one request (default 4; raise it for large "
+                            "expressions)")
     em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
                              description="Gaussian mixtures fitted by EM")
     em_commands = em.add_subparsers(dest="em_command", required=True)
@@ -139,7 +172,7 @@ def _derive(args: argparse.Namespace) -> int:
         print(r.source(args.emit))
         return 0 if error is None or error < 1e-6 else 1
     if args.format == "json":
-        print(json.dumps(_as_json(r, error), indent=2))
+        print(json.dumps(r.to_dict(error), indent=2))
     else:
         print(_report(r, args.format, error, show_vec=args.vec))
     return 1 if error is not None and error.verdict == "mismatch" else 0
@@ -231,27 +264,6 @@ def _vec_line(r: Result, fmt: str) -> str:
                f"({shape_text(r.vec.shape)})"
     left = "df" if not r.function.ndim else "d vec(F)"
     return f"  vec form: {left} = J d vec({r.wrt}), J = {form}   ({shape_text(r.vec.shape)})"
-
-
-def _as_json(r: Result, error: float | None) -> dict:
-    return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
-            "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
-            "unicode": r.unicode, "shape": [str(d) for d in r.shape], "layout": r.layout,
-            "vec": r.vec.text if r.vec else None, "vec_reason": r.vec_reason,
-            "convention": r.convention, "convention_note": r.convention_note,
-            "declared": r.declarations,
-            "check_max_relative_error": None if error is None else float(error),
-            "check_verdict": None if error is None else error.verdict,
-            "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,
-            "index": _index_or_none(r) if r.shown_as_differential else None,
-            "notes": list(r.notes)}
-
-
-def _index_or_none(r: Result) -> str | None:
-    try:
-        return r.index
-    except MatdiffError:
-        return None
 
 
 if __name__ == "__main__":
