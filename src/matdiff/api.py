@@ -401,9 +401,15 @@ class Result(_Printed):
                                    self.limits)
         if self.layout == "shape":
             return tensor
+        return self._in_layout(tensor)
+
+    def _in_layout(self, tensor: Callable) -> Callable:
+        """``tensor``'s values as the printed matrix of a numerator or denominator layout; for
+        NumPy, JAX and PyTorch arrays alike (reshaped column-major by way of the reversed
+        axes, which all three have)."""
         case, rows, layout = self._layout_case, self._row_axes, self.layout
 
-        def in_layout(**arrays) -> np.ndarray:
+        def in_layout(**arrays):
             d = tensor(**arrays)
             if not d.ndim:
                 return d
@@ -412,7 +418,12 @@ class Result(_Printed):
             elif case == "plain" and d.ndim == 2:
                 m = d
             else:
-                m = np.reshape(d, (int(np.prod(d.shape[:rows], dtype=int)), -1), order="F")
+                n_rows = int(np.prod(d.shape[:rows], dtype=int))
+                n_cols = int(np.prod(d.shape[rows:], dtype=int))
+                reversed_axes = tuple(range(d.ndim))[::-1]
+                flipped = d.permute(*reversed_axes) if hasattr(d, "permute") else \
+                    d.transpose(reversed_axes)
+                m = flipped.reshape(n_cols, n_rows).T
             return m.T if layout == "denominator" and case != "hessian" else m
 
         return in_layout
@@ -421,8 +432,9 @@ class Result(_Printed):
         """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
         "torch" (planned and cached per binding of the sizes)."""
         from .numeric.compile import Compiled
-        return Compiled([self.derivative], self._shapes, backend, self._name,
-                        lambda: self._doc)
+        compiled = Compiled([self.derivative], self._shapes, backend, self._name,
+                            lambda: self._doc)
+        return compiled if self.layout == "shape" else self._in_layout(compiled)
 
     def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
         """Self-contained Python source of :meth:`compile`'s function (contraction order
@@ -430,7 +442,8 @@ class Result(_Printed):
         the derivative is a gradient."""
         from .numeric.compile import Compiled
         from .numeric.emit import gradient_check_source, module_source
-        compiled = self.compile(backend)
+        compiled = Compiled([self.derivative], self._shapes, backend, self._name,
+                            lambda: self._doc)   # the source is of the shape layout's tensor
         sizes = compiled.bound_sizes(sizes)
         functions, check = [compiled.function(sizes)], ""
         if self.order == 1 and not self.function.ndim and self.convention != "cookbook" \
