@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from hypothesis.errors import UnsatisfiedAssumption
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -61,7 +62,13 @@ def measure(order: int, draws: int, tally: collections.Counter, reasons: collect
             reasons[r.vec_reason] += 1
             continue
         tally[f"{axes}: vec form"] += 1
-        values = generator.numeric_arguments(case.point())
+        point = case.point()
+        try:  # the property test's filter: no kinks, poles or nearly singular matrices nearby
+            generator.assume_reference_is_reliable(case, point)
+        except UnsatisfiedAssumption:
+            tally[f"{axes}: no reliable point"] += 1
+            continue
+        values = generator.numeric_arguments(point)
         with np.errstate(all="ignore"):
             try:
                 tensor = np.asarray(r.numpy()(**values), dtype=float)
@@ -70,16 +77,17 @@ def measure(order: int, draws: int, tally: collections.Counter, reasons: collect
             if not np.all(np.isfinite(tensor)):
                 continue
             try:
-                read_back = matdiff.evaluate(r.vec.text, declare, **values)
+                with matdiff.limits(parts=max(10_000, len(r.vec.text))):  # long forms too
+                    read_back = matdiff.evaluate(r.vec.text, declare, **values)
             except matdiff.MatdiffError as err:
                 tally[f"{axes}: vec form does not read back"] += 1
-                bad.append(f"{case!r}: {r.vec.text} ({err})")
+                bad.append(f"{case!r}: {r.vec.text[:300]} ({err})")
                 continue
         expected = as_matrix(tensor, row_axes(r))
         error = generator.relative_error(np.reshape(read_back, expected.shape), expected)
         tally["read back and checked"] += 1
         if error > TOLERANCE:
-            bad.append(f"{case!r}: {r.vec.text} (relative error {error:.2g})")
+            bad.append(f"{case!r}: {r.vec.text[:300]} (relative error {error:.2g})")
 
 
 def main() -> int:

@@ -200,3 +200,13 @@ def test_emit_of_an_unknown_backend_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         run(capsys, "derive", "x'*x", "--wrt", "x", "--emit", "fortran")
     assert exit_.value.code == 2
+
+
+def test_maps_with_merged_axes_print_all_views(capsys):
+    """kron and vec results: the differential, the vec form (or why none), the index form
+    with merged indices as tuples."""
+    assert main(["derive", "kron(A, B)", "--wrt", "A"]) == 0
+    out = capsys.readouterr().out
+    assert "d(kron(A, B)) = kron(dA, B)" in out and "index form: D[i,j,k,l] = delta(i,(" in out
+    assert main(["derive", "vec(X)'*W*vec(X)", "--wrt", "X", "--format", "json"]) == 0
+    assert '"vec": "((W + W\')*vec(X))\'"' in capsys.readouterr().out

@@ -161,3 +161,21 @@ def test_directional_derivatives(order):
         assert relative_error(value, reference) < TOLERANCE, case.describe(r.text)
         compared += 1
     assert compared >= CASES // 3, compared
+
+
+@pytest.mark.parametrize("expr, collected", [
+    ("(x'*A*x)^2", "12*(dx'*A*dx)*(x'*A*dx + dx'*A*x)"),
+    ("(x'*x)^2", "24*(x'*dx)*(dx'*dx)"),
+])
+def test_third_differential_collects_its_terms(expr, collected):
+    """Terms the IR keeps apart (some inside a sum factor) add up in the printed form, and the
+    printed form is the third derivative applied to dx three times."""
+    r = matdiff.derive(expr, wrt="x", order=3, declare="x: vector(n); A: matrix(n,n)")
+    assert r.text == collected
+    rng = np.random.default_rng(4)
+    values = {"x": rng.standard_normal(3), "A": rng.standard_normal((3, 3))}
+    dx = rng.standard_normal(3)
+    tensor = r.numpy()(**values)
+    expected = np.einsum("ijk,i,j,k->", tensor, dx, dx, dx)
+    actual = matdiff.evaluate(r.text, "x: vector(n); A: matrix(n,n)", dx=dx, **values)
+    assert relative_error(actual, expected) < 1e-12

@@ -133,7 +133,7 @@ def test_tensors_are_shown_as_maps():
     assert r.text == "-inv(X)*dX*inv(X)"
     assert r.index.startswith("D[i,j,k,l] = -inv(X)[i,k]*inv(X)[l,j]")
     assert r.unicode == "−X⁻¹dX X⁻¹"
-    assert r.latex == r"-X^{-1} \mathrm{d}X X^{-1}"
+    assert r.latex == r"-X^{-1} \mathrm{d}X\, X^{-1}"  # a thin space after the differential
     rng = np.random.default_rng(0)
     x, dx = invertible(rng, 3), rng.standard_normal((3, 3))
     expected = np.einsum("ijkl,kl->ij", jacobian(np.linalg.inv, x), dx)

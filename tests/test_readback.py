@@ -92,7 +92,9 @@ def check_case(case: Case, order: int) -> list[str] | None:
             problems.append(f"{what} is index notation: {text}")
             continue
         try:
-            with np.errstate(all="ignore"):
+            # a long printed form reads back under the limits its length needs (the default
+            # parts limit is for typed input)
+            with np.errstate(all="ignore"), matdiff.limits(parts=max(10_000, len(text))):
                 actual = matdiff.evaluate(text, declare, **values)
             error = relative_error(actual, expected)
         except Exception as err:  # noqa: BLE001 - any failure to read back is the finding

@@ -100,3 +100,38 @@ def test_random_vec_forms_read_back(order, count):
         assert error < 1e-8, case.describe(f"r.vec.text {r.vec.text!r} reads back with "
                                            f"relative error {error:.2g}")
     assert found["vec"] >= MIN_SHARE_WITH_VEC_FORM * (found["vec"] + found["none"]), found
+
+
+PLAIN = "X: matrix(n,n); A: matrix(n,n); B: matrix(n,n); a: scalar; x: vector(n); y: vector(m)"
+VECTORISED = "X: matrix(m,n); W: matrix(m*n,m*n); V: matrix(p,n*m); b: vector(p)"
+VEC_OF = [  # F = vec(G), or f of vec(X): the text and the vec form read back
+    ("vec(X)", "X", PLAIN), ("vec(A*X)", "X", PLAIN), ("vec(A*X) + vec(X*B)", "X", PLAIN),
+    ("vec(inv(X))", "X", PLAIN), ("vec(X'*A*X)", "X", PLAIN), ("vec(a*X)", "a", PLAIN),
+    ("vec(x*y')", "x", PLAIN), ("kron(A, B)", "A", "A: matrix(m,n); B: matrix(p,q)"),
+    ("vec(X)'*W*vec(X)", "X", VECTORISED), ("norm2(V*vec(X) - b)^2", "X", VECTORISED),
+    ("sum(exp(V*vec(X)))", "X", VECTORISED), ("b'*V*vec(X)", "X", VECTORISED),
+]
+
+
+@pytest.mark.parametrize("expr, wrt, declare", VEC_OF)
+def test_functions_of_vec_and_kron_print_and_read_back(expr, wrt, declare):
+    r = matdiff.derive(expr, wrt=wrt, declare=declare)
+    rng = np.random.default_rng(5)
+    sizes = {"m": 2, "n": 3, "p": 2, "q": 3}
+
+    def size(d):
+        return int(np.prod([sizes[f] for f in str(d).split("*")]))
+
+    values = {name: rng.standard_normal([size(d) for d in decl.shape])
+              for name, decl in r.variables.items()}
+    value = r.numpy()(**values)
+    dx = rng.standard_normal(np.shape(values[wrt]))
+    contracted = np.tensordot(value, dx, axes=dx.ndim)
+    text_value = matdiff.evaluate(r.text, declare, **values, **{"d" + wrt: dx})
+    assert relative_error(text_value, contracted if r.shown_as_differential else value) < 1e-10
+    if r.vec is not None:
+        read_back = matdiff.evaluate(r.vec.text, r.declaration, **values)
+        expected = as_matrix(value, r.function.ndim)
+        assert relative_error(np.reshape(read_back, expected.shape), expected) < 1e-10
+    else:
+        assert expr.startswith("kron"), r.vec_reason

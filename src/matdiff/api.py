@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -202,8 +203,11 @@ class Result(_Printed):
             return "vec forms are defined for first and second derivatives, not for higher " \
                    "orders or directional derivatives"
         try:
-            return vec_form(self.derivative, lambda: self.notation, self._row_axes,
+            form = vec_form(self.derivative, lambda: self.notation, self._row_axes,
                             self.reading_order)
+            if isinstance(form, VecForm):
+                form = dataclasses.replace(form, variables=self._all_variables)
+            return form
         except MatdiffError as err:  # the tensor itself has no notation
             return f"no vec form: {err.message}"
 
@@ -241,6 +245,15 @@ class Result(_Printed):
             return raise_expr(self.derivative, self.reading_order)
 
     @cached_property
+    def _matrix_form(self) -> bool:
+        """Whether the derivative itself raises to matrix notation (a tensor with merged
+        axes, of kron or vec, may have neither a matrix nor an index form)."""
+        try:
+            return not isinstance(self.notation, IndexForm)
+        except MatdiffError:
+            return False
+
+    @cached_property
     def differential(self) -> Form:
         """dF in the direction dX (d2f in dX twice for order 2, dx and dS for mixed): the
         derivative contracted with the directions over the variables' axes."""
@@ -251,7 +264,7 @@ class Result(_Printed):
         """The derivative's matrix notation applied to the directions (G'*dx, tr(G'*dX)), for
         where the contraction's own index graph has no matrix form."""
         if self.direction is not None or self.convention == "cookbook" or \
-                isinstance(self.notation, IndexForm):
+                not self._matrix_form:
             return None
         names = list(self.directions) or [f"d{w}" for w in self.wrts]
         if len(names) == 1 and self.order > 1:
@@ -278,7 +291,7 @@ class Result(_Printed):
     def shown_as_differential(self) -> bool:
         """Whether ``text`` is the differential: for results of three or more axes, or any
         without a matrix form, the linear map is shown by what it does to dX."""
-        return self.direction is None and isinstance(self.notation, IndexForm) and not \
+        return self.direction is None and not self._matrix_form and not \
             isinstance(self.differential.notation, IndexForm)
 
     @property
@@ -350,7 +363,7 @@ class Result(_Printed):
     def is_index_notation(self) -> bool:
         """Whether ``text`` is index notation (only where not even the differential has a
         matrix form)."""
-        return isinstance(self.notation, IndexForm) and not self.shown_as_differential
+        return not self._matrix_form and not self.shown_as_differential
 
     @property
     def convention_note(self) -> str | None:

@@ -218,7 +218,7 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
         # a linear map shown by what it does to dX, then its other views
         lines.append(f"{_differential_label(r, fmt)} = {body}")
         lines.append(_vec_line(r, fmt))
-        lines.append(f"  index form: {r.index}")
+        lines.append(_index_line(r))
     else:
         lines.append(f"{_label(r)} = {short or body}")
         if show_function and r.direction is None:
@@ -249,6 +249,13 @@ def _report(r: Result, fmt: str, error: float | None, show_function: bool = True
     return "\n".join(lines)
 
 
+def _index_line(r: Result) -> str:
+    try:
+        return f"  index form: {r.index}"
+    except MatdiffError as err:  # merged axes (kron, vec) have no index names yet
+        return f"  index form: none ({err.message})"
+
+
 def _vec_line(r: Result, fmt: str) -> str:
     f = "f" if not r.function.ndim else "F"
     if r.vec is None:
@@ -271,7 +278,15 @@ def _as_json(r: Result, error: float | None) -> dict:
             "check_max_relative_error": None if error is None else float(error),
             "check_verdict": None if error is None else error.verdict,
             "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,
-            "index": r.index if r.shown_as_differential else None, "notes": list(r.notes)}
+            "index": _index_or_none(r) if r.shown_as_differential else None,
+            "notes": list(r.notes)}
+
+
+def _index_or_none(r: Result) -> str | None:
+    try:
+        return r.index
+    except MatdiffError:
+        return None
 
 
 if __name__ == "__main__":

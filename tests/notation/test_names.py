@@ -16,7 +16,7 @@ NAMED = [
     ("-y'*log(exp(z)/sum(exp(z)))", "z", None, 2,
      "sum(y)*(diag(s) - s*s') where s = exp(z)/sum(exp(z))"),
     ("sum(log(vector(1) + exp(-y.*(X*w))))", "w", None, 2,
-     "X'*diag(s.*y.^2.*(vector(1) - s))*X where s = t./(t + vector(1)), t = exp(-y.*(X*w))"),
+     "X'*diag(s.*y.^2.*(1 - s))*X where s = t./(t + 1), t = exp(-y.*(X*w))"),
     ("tr(inv(S)*A*inv(S)*B)", "S", "S: symmetric matrix", 1,  # sym(G) of a long G
      "1/2*(G + G') where G = -inv(S)*(A'*inv(S)*B' + B'*inv(S)*A')*inv(S)"),
     ("x'*inv(A + B*C*B')*x", "x", None, 1, "(G + G')*x where G = inv(A + B*C*B')"),

@@ -33,6 +33,21 @@ def test_declaration_text_form() -> None:
     assert decls["k"] == Decl("k", (), frozenset())
 
 
+def test_declared_dimensions_may_be_products() -> None:
+    """What r.declaration prints for a matrix beside vec(X) (m*n rows) reads back."""
+    from matdiff.core.ir import dim_product
+
+    decls = parse_declarations("W: matrix(n*m, 2*m*n); X: matrix(m,n)")
+    assert decls["W"].shape == (dim_product("m", "n"), dim_product(2, "m", "n"))
+    assert shapes("vec(X)'*W", "W: matrix(n*m, p); X: matrix(m,n)")["W"] == (
+        dim_product("m", "n"), "p")
+    for bad, column in (("W: matrix(m*, n)", 13), ("W: matrix(m*inv, n)", 13),
+                        ("W: matrix(m*0, n)", 13)):
+        with pytest.raises(MatdiffError) as err:
+            parse_declarations(bad)
+        assert err.value.column == column, err.value
+
+
 def test_declaration_dict_of_text() -> None:
     decls = parse_declarations({"S": "symmetric posdef matrix(k,k)", "x": "vector(3)"})
     assert decls["S"].shape == ("k", "k") and "posdef" in decls["S"].props

@@ -34,6 +34,7 @@ from .ir import (
     dimsize,
     einsum,
     einsum_dims,
+    identity_tangent,
     index_counts,
     index_dims,
     matrix_power,
@@ -167,7 +168,51 @@ def _canonical_merge(x: Expr, groups: tuple[int, ...], shape: tuple[Dim, ...]) -
     if x.op == "sum":
         return _canonical_sum([(c, _simplified(merge(t, groups)))
                                for c, t in zip(x.data, x.args)], shape)
+    if x.op == "einsum":
+        flattened = _vec_of_unvec(x, groups)
+        if flattened is not None:
+            return flattened
     return merge(x, groups)
+
+
+def _is_vec_tangent(f: Expr) -> bool:
+    """Whether f is d vec(X)/dX: T[q, k, l] = 1 where q is the position of (k, l) in vec(X)."""
+    if f.op != "merge" or f.data[1:] != (1,) * f.data[0] or len(f.data) != 1 + f.data[0]:
+        return False
+    k, t = f.data[0], f.args[0]
+    if t is identity_tangent(t.shape[:k]):
+        return True
+    if t.op != "einsum" or not all(a.op == "delta" for a in t.args):
+        return False  # or the same identity with its factors in another order:
+    position = {i: p for p, i in enumerate(t.data[1])}
+    pairs = {frozenset(position.get(i, -1) for i in idx) for idx in t.data[0]}
+    return pairs == {frozenset((a, a + k)) for a in range(k)}
+
+
+def _vec_of_unvec(x: Expr, groups: tuple[int, ...]) -> Expr | None:
+    """vec(unvec(u)) = u: a merge of output axes that a factor d vec(X)/dX alone carries, in
+    its order, turns that factor into the identity on its merged axis (the gradient of
+    vec(X)'*W*vec(X), reshaped by its vec, is (W + W')*vec(X))."""
+    factor_idx, out = x.data
+    start = 0
+    for g_at, g in enumerate(groups):
+        merged = out[start:start + g]
+        start += g
+        if g < 2:
+            continue
+        for n, (f, idx) in enumerate(zip(x.args, factor_idx)):
+            others = [i for m, other in enumerate(factor_idx) if m != n for i in other]
+            if not (_is_vec_tangent(f) and idx[1:] == merged and len(set(idx)) == len(idx)
+                    and not set(merged) & set(others)):
+                continue
+            fresh = 1 + max(i for index in factor_idx for i in index)
+            factors = [(a, i) for a, i in zip(x.args, factor_idx)]
+            factors[n] = (delta(f.shape[0]), (idx[0], fresh))
+            at = sum(groups[:g_at])
+            new_out = out[:at] + (fresh,) + out[at + g:]
+            new_groups = groups[:g_at] + (1,) + groups[g_at + 1:]
+            return _simplified(merge(_simplified(einsum(factors, new_out)), new_groups))
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -685,6 +730,18 @@ def _pow_trivial(node: Expr) -> Expr | None:
     return None
 
 
+def _is_all_ones(x: Expr) -> bool:
+    """An array of ones: the ones vector, or an outer product of ones vectors (matrix(1))."""
+    return x.op == "ones" or (x.op == "einsum" and all(a.op == "ones" for a in x.args)
+                              and all(len(i) == 1 for i in x.data[0])
+                              and len({i for (i,) in x.data[0]}) == len(x.data[0]))
+
+
+def _pow_of_ones(node: Expr) -> Expr | None:
+    """1^e = 1, entry by entry."""
+    return node.args[0] if _is_all_ones(node.args[0]) else None
+
+
 def _pow_numbers(node: Expr) -> Expr | None:
     """Fold b^e for numbers when exact."""
     b, e = _number(node.args[0]), _number(node.args[1])
@@ -890,7 +947,7 @@ def _logdet_rules(node: Expr) -> Expr | None:
 
 
 RULES: dict[str, list[Rule]] = {
-    "pow": [_pow_trivial, _pow_numbers, _pow_of_zero, _pow_of_pow, _pow_of_product],
+    "pow": [_pow_trivial, _pow_of_ones, _pow_numbers, _pow_of_zero, _pow_of_pow, _pow_of_product],
     "exp": [_inverse_of("exp"), _numeric_fold("exp", {Fraction(0): Fraction(1)})],
     "log": [_inverse_of("log"), _numeric_fold("log", {Fraction(1): Fraction(0)}),
             _log_of_power, _log_of_product],

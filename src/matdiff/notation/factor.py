@@ -11,6 +11,7 @@ from fractions import Fraction
 from math import gcd
 
 from .tree import (
+    MATRIX_ONES,
     ONES,
     Call,
     Hadamard,
@@ -37,7 +38,7 @@ def factor_sum(terms: list[Mono], rank, ones=None):
     common right or left ends of the products (each term keeping a non-empty product).
     ``rank`` orders the terms (positive ones first); ``ones`` is the notation of an array of
     ones of the sum's shape, where known."""
-    terms = [split_den(t) for t in terms]
+    terms = _collected([split_den(t) for t in terms])
     if len(terms) == 1:
         return terms[0]
     grouped = _group(terms, rank, ones)
@@ -74,6 +75,32 @@ def factor_sum(terms: list[Mono], rank, ones=None):
             return merged
     ordered = sorted(terms, key=lambda t: (t.coef < 0, transposes(t.chain), rank(t)))
     return Sum(tuple(ordered))
+
+
+def _collected(terms: list[Mono]) -> list[Mono]:
+    """A term that is a number times a sum gives its terms to this sum, and equal products
+    add up: 2*a + 2*b + (a + b) is 3*a + 3*b (the IR keeps some sums as factors)."""
+    flat: list[Mono] = []
+    for t in terms:
+        lone = t.scalars[0] if len(t.scalars) == 1 and not t.chain and not t.den else None
+        if isinstance(lone, Mono) and not lone.scalars and not lone.den:
+            t = Mono(t.coef * lone.coef, (), lone.chain)  # 2*(x'*A*dx) is 2 times a product
+        inner = t.scalars[0] if len(t.scalars) == 1 and not t.chain else \
+            t.chain[0] if len(t.chain) == 1 and not t.scalars else None
+        if isinstance(inner, Sum) and not t.den:
+            flat += [Mono(t.coef * m.coef, m.scalars, m.chain, m.den) for m in inner.terms]
+        else:
+            flat.append(t)
+    if len(flat) == len(terms):
+        keys = {(t.scalars, t.chain, t.den) for t in flat}
+        if len(keys) == len(flat):
+            return terms
+    total: dict = {}
+    for t in flat:
+        key = (t.scalars, t.chain, t.den)
+        total[key] = total.get(key, 0) + t.coef
+    collected = [Mono(c, *key) for key, c in total.items() if c != 0]
+    return collected or [Mono(Fraction(0))]
 
 
 def _group(terms: list[Mono], rank, ones) -> list[Mono]:
@@ -125,7 +152,12 @@ def _merge_elementwise(terms: list[Mono], rank, ones):
     term that has nothing left."""
     lone = [_lone(t) for t in terms]
     if all(isinstance(f, Call) and f.fn == "diag" for f in lone):
-        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank, ONES)
+        # diag turns a matrix into a vector and a vector into a matrix: the arguments' ones
+        # are of the other rank than the sum's; of unknown rank, the scalar 1, which the
+        # language broadcasts to the shape of what it is added to
+        inner_ones = {ONES: MATRIX_ONES, MATRIX_ONES: ONES}.get(ones, Num(Fraction(1)))
+        inner = factor_sum([Mono(t.coef, (), f.args) for t, f in zip(terms, lone)], rank,
+                           inner_ones)
         return Mono(Fraction(1), (), (Call("diag", (inner,)),))
     parts = [(_powers(f.factors), _powers(f.den)) if isinstance(f, Hadamard)
              else (_powers([f]), {}) for f in lone]

@@ -311,15 +311,14 @@ def sized(note, shape: tuple):
     as in inv(eye + A), take their size from their neighbours.)"""
     if note == EYE:
         return Call("eye", (Sym(str(shape[0])),))
-    if _constant_fill(note):
-        raise NoKroneckerForm("an operand is a constant array (ones or zeros), whose size the "
-                              "notation cannot state yet")
+    if isinstance(note, Call) and note.fn in ("vector", "matrix") and len(note.args) == 1 \
+            and len(shape) == (1 if note.fn == "vector" else 2):
+        return Call(note.fn, note.args + tuple(Sym(str(d)) for d in shape))  # matrix(1, m, n)
     if isinstance(note, Mono) and len(note.chain) == 1:
         return Mono(note.coef, note.scalars, (sized(note.chain[0], shape),), note.den)
     if isinstance(note, Sum):
         if all(_constant_fill(t) for t in note.terms):
-            raise NoKroneckerForm("an operand is a constant array (ones or zeros), whose size "
-                                  "the notation cannot state yet")
+            return Sum(tuple(_as_mono(sized(t, shape)) for t in note.terms))
         return Sum(tuple(t if _constant_fill(t) else _as_mono(sized(t, shape))
                          for t in note.terms))
     return note

@@ -79,10 +79,14 @@ def raise_expr(e: Expr, reading_order: dict[str, int] | None = None,
                            "through numpy() and check()") from None
 
 
-def matrix_raiser(reading_order: dict[str, int] | None = None):
+def matrix_raiser(reading_order: dict[str, int] | None = None, sized_ones: bool = False):
     """A function from an IR expression of at most two axes to its matrix notation (raising
-    NoMatrixForm where it has none), sharing its work across calls."""
-    return _Raiser(reading_order or {}).raise_
+    NoMatrixForm where it has none), sharing its work across calls. With ``sized_ones`` the
+    ones vectors state their size (``vector(1, n)``): Kronecker operands, whose sizes the
+    surrounding product does not imply."""
+    raiser = _Raiser(reading_order or {})
+    raiser.sized_ones = sized_ones
+    return raiser.raise_
 
 
 class _Raiser:
@@ -91,6 +95,7 @@ class _Raiser:
         self.reading_order = reading_order
         self.symmetric: set = set()  # notes of symmetric matrices: their transpose is them
         self.shapes: dict = {}       # note -> number of axes, for names.py
+        self.sized_ones = False
 
     def raise_(self, e: Expr):
         done = self.memo.get(e)
@@ -111,7 +116,8 @@ class _Raiser:
         if op in ("var", "named"):  # "named": a part that names.py named
             return Sym(e.data[0] if op == "var" else e.data)
         if op == "ones":
-            return ONES
+            return Call("vector", (Num(Fraction(1)), Sym(str(e.shape[0])))) \
+                if self.sized_ones else ONES
         if op == "delta":
             return EYE
         if op == "zero":
@@ -609,6 +615,17 @@ def _index_note(e: Expr, labels: tuple, raiser: _Raiser, summed, top: bool = Fal
             note = _index_note(x, tuple(label_of[i] for i in idx), raiser, summed)
             (indexed if idx else scalars).append(note)
         return Mono(Fraction(1), tuple(scalars), tuple(indexed))
+    if e.op == "merge":  # each merged axis is a pair (or more) of summed indices
+        inner_labels, links = [], []
+        for label, g in zip(labels, e.data):
+            if g == 1:
+                inner_labels.append(label)
+                continue
+            parts = tuple(next(summed) for _ in range(g))
+            inner_labels += parts
+            links.append(Indexed(None, (label, f"({','.join(parts)})")))
+        inner = mono(_index_note(e.args[0], tuple(inner_labels), raiser, summed), False)
+        return Mono(inner.coef, inner.scalars, tuple(links) + inner.chain, inner.den)
     if e.op == "delta":
         return Indexed(None, labels)
     if e.op in ("ones", "zero"):

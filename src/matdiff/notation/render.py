@@ -14,6 +14,7 @@ from ..core.ir import PRIMITIVES
 from ..syntax.greek import LETTER_OF
 from .tree import (
     EYE,
+    MATRIX_ONES,
     ONES,
     Call,
     Hadamard,
@@ -98,6 +99,11 @@ def _inline_chain(chain: tuple) -> list:
         else:
             out.append(f)
     return out
+
+
+def _is_ones_term(t) -> bool:
+    """c*vector(1) or c*a*matrix(1): a constant array that a sum's other terms give a size."""
+    return isinstance(t, Mono) and t.chain in ((ONES,), (MATRIX_ONES,))
 
 
 class _Printer:
@@ -217,11 +223,16 @@ class _Printer:
             return f"{base}^{{{exponent}}}", POWER
         if isinstance(e, Num) and e.value.denominator == 1:
             sup = str(e.value).translate(_SUPERSCRIPT)
-            return f"{base}{'˙' if node.elementwise else ''}{sup}", POWER
+            return f"{base}{'∘' if node.elementwise else ''}{sup}", POWER
         return f"{base}{'.^' if node.elementwise else '^'}({self.show(e)})", POWER
 
     # products and sums -------------------------------------------------------------------------
     def join_product(self, parts: list[str]) -> str:
+        if self.s is LATEX:  # a thin space after a differential: dS S^{-1}, not dSS^{-1}
+            out = parts[0]
+            for before, p in zip(parts, parts[1:]):
+                out += r"\, " + p if before.startswith(r"\mathrm{d}") else " " + p
+            return out
         if self.s is not UNICODE:
             return self.s.times.join(parts)
         out = parts[0]
@@ -275,7 +286,10 @@ class _Printer:
 
     def p_Hadamard(self, node: Hadamard) -> tuple[str, int]:
         s = self.s
-        text = s.hadamard.join(self.at_least(f, POWER) for f in node.factors)
+        factors = node.factors
+        if node.den and factors in ((ONES,), (MATRIX_ONES,)):  # 1./x: the 1 broadcasts
+            factors = (Num(Fraction(1)),)
+        text = s.hadamard.join(self.at_least(f, POWER) for f in factors)
         for d in node.den:
             text += f"{s.divide_elementwise}{self.at_least(d, POWER)}"
         return text, PRODUCT
@@ -283,7 +297,11 @@ class _Printer:
     def p_Sum(self, node: Sum) -> tuple[str, int]:
         s = self.s
         out = ""
-        for n, term in enumerate(node.terms):
+        terms = node.terms
+        if not all(_is_ones_term(t) for t in terms):  # 1 - s: the language broadcasts the 1
+            terms = tuple(Mono(t.coef, t.scalars, (), t.den) if _is_ones_term(t) else t
+                          for t in terms)
+        for n, term in enumerate(terms):
             negative = term.coef < 0
             body = self.at_least(Mono(abs(term.coef), term.scalars, term.chain, term.den), PRODUCT)
             if n == 0:

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..core.ir import Dim, Expr, dim_product
+from ..core.ir import Dim, Expr, add, dim_product, merge
+from ..core.simplify import simplify
+from ..errors import MatdiffError
+from ..syntax.types import with_stated_sizes
 from .kron import NoKroneckerForm, kron_form, sized
 from .raising import NoMatrixForm, matrix_raiser
 from .render import LATEX, TEXT, UNICODE, render
@@ -33,10 +36,19 @@ class VecForm:
 
     note: object
     shape: tuple[Dim, Dim]
+    variables: dict | None = None  # the declarations, to state the sizes of ones and eye
 
     @property
     def text(self) -> str:
-        return render(self.note, TEXT)
+        text = render(self.note, TEXT)
+        if self.variables is None:
+            return text
+        # a row or column of J is a vector in the language: its one dimension is the other
+        try:
+            return with_stated_sizes(text, self.variables,
+                                     tuple(d for d in self.shape if d != 1))
+        except ValueError:  # a product dimension that inference cannot split: as printed
+            return text
 
     @property
     def latex(self) -> str:
@@ -61,9 +73,18 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
     if derivative.op == "zero":  # the zero matrix, its size stated
         zero = Call("matrix", (Num(Fraction(0)),) + tuple(Sym(str(d)) for d in shape))
         return VecForm(zero if derivative.ndim else Num(Fraction(0)), shape)
+    inner = _unvec(derivative, nrow)
+    if inner is not None:  # F = vec(G): d vec(F) = d vec(G), so J is G's
+        raise_matrix = matrix_raiser(reading_order)
+        return vec_form(inner, lambda: raise_matrix(inner), inner.ndim - ncol, reading_order)
+    if nrow == 0 and ncol == 2:  # a scalar's gradient G as the row vec(G)'
+        vec_g = _vec_of_gradient(derivative, notation, reading_order)
+        if vec_g is not None:
+            return VecForm(transposed_note(vec_g), shape)
     try:
         if nrow + ncol > 2 and nrow:
-            return VecForm(kron_form(derivative, nrow, ncol, matrix_raiser(reading_order)),
+            return VecForm(kron_form(derivative, nrow, ncol,
+                                     matrix_raiser(reading_order, sized_ones=True)),
                            shape)
         notation = notation()
         if isinstance(notation, IndexForm):
@@ -79,6 +100,34 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
         return f"no Kronecker form: {why}"
     except NoMatrixForm:
         return "no Kronecker form: a Kronecker operand has no matrix form"
+
+
+def _vec_of_gradient(g: Expr, notation: Callable[[], object], reading_order):
+    """vec(G) for a gradient G: from G's notation, or, where G has none (it is the reshaping
+    of a vector: the gradient of vec(X)'*W*vec(X)), vec(G) simplified and raised itself."""
+    try:
+        note = notation()
+    except MatdiffError:
+        note = None
+    if note is not None and not isinstance(note, IndexForm):
+        return Call("vec", (sized(note, g.shape),))
+    try:
+        return matrix_raiser(reading_order)(simplify(merge(g, (2,))))
+    except NoMatrixForm:
+        return None
+
+
+def _unvec(d: Expr, nrow: int) -> Expr | None:
+    """G where ``d`` is the derivative of F = vec(G) (its one row axis merges all of G's
+    axes, the variable's axes are left alone); None otherwise."""
+    ncol = d.ndim - nrow
+    if nrow != 1:
+        return None
+    terms = list(zip(d.data, d.args)) if d.op == "sum" else [(Fraction(1), d)]
+    if not all(t.op == "merge" and t.data == (t.args[0].ndim - ncol,) + (1,) * ncol
+               for _, t in terms):
+        return None
+    return add([(c, t.args[0]) for c, t in terms])
 
 
 def transposed(note):

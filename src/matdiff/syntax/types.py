@@ -161,6 +161,28 @@ def _parse_type(text: str, offset: int, quoted: str,
                 raise fail(f"'{dim}' is not a dimension name", column)
             dims.append(int(dim) if kind == number else dim)
             position += 1
+            if position < len(tokens) and tokens[position][0] == "*":  # m*n, as vec(X) has
+                factors = [int(dim) if kind == number else dim]
+                while position < len(tokens) and tokens[position][0] == "*":
+                    position += 1
+                    if position >= len(tokens) or tokens[position][1] == symbol:
+                        raise fail("expected a dimension after '*'", column_of(position))
+                    factor, factor_kind, factor_column = tokens[position]
+                    if factor_kind == word and (factor in RESERVED_NAMES or
+                                                not _NAME.fullmatch(factor)):
+                        raise fail(f"'{factor}' is not a dimension name", factor_column)
+                    if factor_kind == number and (len(factor) > 12 or int(factor) == 0):
+                        raise fail("dimensions must be positive and of at most 12 digits",
+                                   factor_column)
+                    factors.append(int(factor) if factor_kind == number else factor)
+                    position += 1
+                dims[-1] = dim_product(*factors)
+                size = 1
+                for f in factors:
+                    size = size * f if isinstance(f, int) else size
+                if size > budget.current().dimension:
+                    raise budget.LimitError(f"dimension {dims[-1]} in {quoted} is over the "
+                                            "limit", "dimension", column=column, source=source)
             if position < len(tokens) and tokens[position][0] == ",":
                 continue
             if position < len(tokens) and tokens[position][0] == ")":
@@ -785,7 +807,9 @@ def with_stated_sizes(text: str, decls: dict[str, Decl], shape: tuple) -> str:
     """``text`` (an expression of the given ``shape``) with the size written into each ``eye``,
     ``vector(c)`` and ``matrix(c)`` that the text itself leaves open (``2*a*eye`` becomes
     ``2*a*eye(n)``), so that it reads back without knowing the shape it should have."""
-    root = parse_text(text)
+    # our own output, bounded by the output length, may have more parts than an input may
+    with budget.limits(parts=max(budget.current().parts, len(text))):
+        root = parse_text(text)
     inference = _Inference(decls, text)
     inference.run(root)
     open_constants = [node for node in post_order(root) if _is_unsized_constant(node)
