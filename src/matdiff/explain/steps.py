@@ -56,8 +56,8 @@ RULES = {
 }
 CHAIN = "chain rule (Cauchy's rule of invariance)"
 CONVENTIONS = {
-    "sym": "{x} is symmetric, so is d{x}: tr(G'*d{x}) = tr(sym(G)*d{x}), and the gradient on "
-           "symmetric matrices is sym(G) = (G + G')/2",
+    "sym": "{x} is symmetric, so is d{x}: df = tr(sym(G)*d{x}) with sym(G) = (G + G')/2, the "
+           "symmetric gradient",
     "full": "{x} is {structure}, but G is kept: the gradient that treats all entries as "
             "independent",
     "cookbook": "{x} is symmetric: the Matrix Cookbook's G + G' - diag(diag(G)) (each free "
@@ -85,6 +85,7 @@ class Step:
     body: str    # text without the where bindings
     result: str | None = None
     result_lhs: str | None = None  # df/dS, d2f/dx2
+    result_short: str | None = None  # the result with f for the function, for display
 
 
     def to_dict(self) -> dict:
@@ -122,7 +123,7 @@ class Steps(Sequence[Step]):
             lines.append(f"{k:2d}. {s.rule}")
             lines.append(f"    {s.lhs} = {s.body}")
             if s.result is not None:
-                lines.append(f"    {s.result_lhs} = {s.result}")
+                lines.append(f"    {s.result_lhs} = {s.result_short or s.result}")
         if self.bindings:
             lines.append(f"    {self.where}")
         return "\n".join(lines)
@@ -234,11 +235,18 @@ class _Derivation:
 
     # -- recording --
 
-    def record(self, rule: str, lhs: str, note, result: str | None = None) -> None:
+    def _abbreviated(self, note):
+        """note with f for the function where it is a factor."""
         if self.whole is not None and names(self.whole).count("f") == 0:
             short = abbreviate(note, self.whole, "f")
             if short is not None:
-                note = short
+                self.used.setdefault("f", None)
+                return short
+        return note
+
+    def record(self, rule: str, lhs: str, note, result: str | None = None,
+               result_lhs: str | None = None) -> None:
+        note = self._abbreviated(note)
         bound = self._bindings(note)
         texts = {}
         for style, key in ((TEXT, "text"), (LATEX, "latex"), (UNICODE, "unicode")):
@@ -249,9 +257,11 @@ class _Derivation:
                                              tuple(v for _, v in bound)), TEXT)
         if self.steps and self.steps[-1].body == texts["text"] and result is None:
             return  # the move changed nothing that shows
+        short = None
+        if result is not None and result_lhs is None:
+            result_lhs, short = self.result_lhs, self._short_result()
         self.steps.append(Step(rule, lhs, texts.get("full", texts["text"]), texts["latex"],
-                               texts["unicode"], texts["text"], result,
-                               None if result is None else self.result_lhs))
+                               texts["unicode"], texts["text"], result, result_lhs, short))
 
     def _bindings(self, note) -> list[tuple[str, object]]:
         """The names a note uses, with the notes they stand for (f and the parts of f), each
@@ -373,8 +383,9 @@ class _Derivation:
         inner = Mono(Fraction(1), (), chain + (dx,)) if chain else dx
         return Mono(coef, scalars + (Call("tr", (inner,)),), (), den)
 
-    def canonical_first(self, df: Expr, record: bool = True):
-        """Each term as in the first identification table, then collected: tr(G'*dX)..."""
+    def canonical_first(self, df: Expr, record: bool = True) -> Expr | None:
+        """Each term as in the first identification table, then collected: tr(G'*dX)...;
+        returns G (None where the terms have no such form)."""
         if self.f.ndim:
             return None
         dx = Sym(self.dx.data[0])
@@ -391,11 +402,10 @@ class _Derivation:
                         "tr(G'*dX)"}[k]
             self.record(moved, "df", Sum(tuple(_as_term(n) for n in notes)))
         g = simplify(derivative(df, self.dx))
-        whole = self.applied(g, dx)
         if record:
             self.record("collecting terms: the canonical form " + FIRST_FORMS[k][0], "df",
-                        whole)
-        return whole
+                        self.applied(g, dx))
+        return g
 
     def identify_first(self, df: Expr) -> None:
         r = self.r
@@ -404,19 +414,30 @@ class _Derivation:
             self.record(f"dF is the derivative applied to d{self.name}", "df", self.show(df),
                         result=r.text)
             return
-        self.canonical_first(df)
+        g = self.canonical_first(df)
         rule = "identification: " + FIRST_FORMS[self.x.ndim][1].format(x=self.name)
-        if r.convention is not None:
+        final = self.applied(self.declared(r.derivative), dx)
+        if r.convention is not None:  # G first, then the convention and its reason
+            if g is not None:
+                self.record(rule, "df", self.applied(g, dx), result=render(
+                    self._abbreviated(self.show(g)), TEXT), result_lhs="G")
             structure = "diagonal" if "diagonal" in self.x.data[1] else "symmetric"
-            rule += "; " + CONVENTIONS[r.convention].format(x=self.name, structure=structure)
-        final = self.applied(self.declared(r.derivative), dx) if r.convention != "cookbook" \
-            else None
+            rule = CONVENTIONS[r.convention].format(x=self.name, structure=structure)
+            if r.convention == "cookbook":  # not a gradient: df is still tr(G'*dX)
+                final = None
         if final is None:
             final = self.steps[-1]
             self.steps.append(Step(rule, "df", final.text, final.latex, final.unicode,
-                                   final.body, r.text, self.result_lhs))
+                                   final.body, r.text, self.result_lhs, self._short_result()))
             return
         self.record(rule, "df", final, result=r.text)
+
+    def _short_result(self) -> str | None:
+        """The result with f for the function, where it is a factor (and f is bound)."""
+        short = self.r.abbreviated("f") if self.whole is not None else None
+        if short is not None:
+            self.used.setdefault("f", None)
+        return short
 
     def identify_second(self, d2f: Expr) -> None:
         r = self.r
