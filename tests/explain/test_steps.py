@@ -182,6 +182,34 @@ def test_gaussian_steps_fit_one_screen():
         n for n, _, _ in steps.bindings}
 
 
+@pytest.mark.parametrize(("expr", "form"), [("tr(X'*A*X)", "tr(dX'*A*dX)"),
+                                            ("logdet(X)", "tr(inv(X)*dX*inv(X)*dX)"),
+                                            ("tr(X*A*X*B)", "tr(B*dX*A*dX)")])
+def test_second_differential_in_trace_form(expr, form):
+    steps = matdiff.derive(expr, "X", order=2).steps
+    assert any(form in s.body and "tr(B*dX'*C*dX)" in s.rule for s in steps), steps.text
+
+
+def test_second_identification_theorem_as_stated():
+    """The Kronecker Hessians the rule text states, checked on random matrices (column-major
+    vec): tr(B*dX'*C*dX) = vec(dX)'*H*vec(dX), H = (kron(B', C) + kron(B, C'))/2, and
+    tr(B*dX*C*dX) with H = K*(kron(B', C) + kron(C', B))/2."""
+    rng = np.random.default_rng(3)
+    n = 3
+    B, C, dX = (rng.standard_normal((n, n)) for _ in range(3))
+    v = dX.reshape(-1, order="F")
+    K = np.zeros((n * n, n * n))
+    for i in range(n):
+        for j in range(n):
+            K[j + n * i, i + n * j] = 1  # K*vec(A) = vec(A')
+    h1 = (np.kron(B.T, C) + np.kron(B, C.T)) / 2
+    h2 = K @ (np.kron(B.T, C) + np.kron(C.T, B)) / 2
+    assert np.allclose(h1, h1.T) and np.allclose(h2, h2.T)
+    assert np.isclose(v @ h1 @ v, np.trace(B @ dX.T @ C @ dX))
+    assert np.isclose(v @ h2 @ v, np.trace(B @ dX @ C @ dX))
+    assert "kron(B', C) + kron(B, C')" in matdiff.derive("logdet(X)", "X", order=2).steps[-1].rule
+
+
 def test_renderings_and_dict():
     steps = matdiff.derive("log(det(X)) + x'*X*x", "X").steps
     assert steps.text.count("\n    df = ") == len(steps)

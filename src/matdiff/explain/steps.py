@@ -64,6 +64,9 @@ CONVENTIONS = {
                 "entry X_ij = X_ji as one variable)",
     "diagonal": "{x} is diagonal, so is d{x}: the gradient on diagonal matrices is diag(diag(G))",
 }
+SECOND_TRACE_RULE = ("second identification theorem: tr(B*dX'*C*dX) gives H = (kron(B', C) + "
+                     "kron(B, C'))/2, tr(B*dX*C*dX) gives H = K*(kron(B', C) + kron(C', B))/2 "
+                     "(K the commutation matrix)")
 FIRST_FORMS = {
     0: ("g*dt", "df = g*d{x}, so df/d{x} = g"),
     1: ("g'*dx", "df = g'*d{x}, so df/d{x} = g"),
@@ -458,9 +461,97 @@ class _Derivation:
             self.record(f"second identification: d2f = h*d{self.name}^2, so the second "
                         "derivative is h", "d2f", Mono(Fraction(1), (h, dx, dx)), result=r.text)
         else:
-            rule = (f"second identification theorem: d2f = vec(d{self.name})'*B*"
-                    f"vec(d{self.name}), so the Hessian is H = (B + B')/2 (r.vec)")
-            self.record(rule, "d2f", self.show(d2f), result=r.text)
+            forms = [_trace_form(t, self.dx) for t in self._terms(d2f)]
+            note = self.show(d2f)
+            if forms and all(f is not None for f in forms):
+                note = Sum(tuple(self._trace_note(*f) for f in forms))
+                self.record("each term as tr(B*dX'*C*dX) or tr(B*dX*C*dX)", "d2f", note)
+                rule = SECOND_TRACE_RULE
+            else:
+                rule = (f"second identification theorem: d2f = vec(d{self.name})'*B*"
+                        f"vec(d{self.name}), so the Hessian is H = (B + B')/2")
+            self.record(rule, "d2f", note, result=r.text)
+
+    def _trace_note(self, coef: Fraction, b: Expr, c: Expr, transposed: bool) -> Mono:
+        """c*tr(B*dX'*C*dX) (or without the transpose) in notation, B and C raised."""
+        dx = Sym(self.dx.data[0])
+        first = Transpose(dx) if transposed else dx
+        chain = tuple(n for n in (self._factor(b), first, self._factor(c), dx) if n is not None)
+        return Mono(coef, (Call("tr", (Mono(Fraction(1), (), chain),)),))
+
+    def _factor(self, m: Expr):
+        """The notation of a matrix factor; None for the identity (tr(dX'*dX))."""
+        return None if m.op == "delta" else self.show(m)
+
+
+def _trace_form(term: Expr, dx: Expr) -> tuple[Fraction, Expr, Expr, bool] | None:
+    """(c, B, C, transposed) with the term = c*tr(B*dX'*C*dX) (transposed) or
+    c*tr(B*dX*C*dX): the contraction's other factors fall into two parts, each joining one
+    index of the first dX to one of the second; None where the term has no such form."""
+    c, t = split_coefficient(term)
+    if t.op != "einsum" or t.data[1]:
+        return None
+    factors = list(zip(t.args, t.data[0]))
+    at = [n for n, (a, _) in enumerate(factors) if a is dx]
+    rest = [f for n, f in enumerate(factors) if n not in at]
+    if len(at) != 2 or any(ir.depends_on(a, dx.data[0]) for a, _ in rest):
+        return None
+    (r1, c1), (r2, c2) = factors[at[0]][1], factors[at[1]][1]
+    slots = [r1, c1, r2, c2]
+    if len(set(slots)) < 3 or r1 == c1 or r2 == c2:
+        return None
+    dims = ir.index_dims(factors)
+    parts = _components(rest)
+    links: dict[frozenset, Expr] = {}
+    scalars = []
+    for part in parts:
+        touched = sorted({i for _, idx in part for i in idx if i in slots}, key=slots.index)
+        if not touched:
+            scalars.extend(part)
+            continue
+        if len(touched) != 2 or frozenset(touched) in links:
+            return None
+        links[frozenset(touched)] = part
+    for shared in {i for i in slots if slots.count(i) == 2}:  # dX*dX: an identity between
+        links[frozenset([shared])] = []
+    if len(links) != 2:
+        return None
+
+    def matrix(row: int, col: int) -> Expr:
+        part = links.get(frozenset([row, col]))
+        if part is None and row == col:
+            part = links.get(frozenset([row]))
+        if part is None:
+            raise LookupError
+        if not part:
+            return ir.delta(dims[row])
+        return simplify(ir.einsum(part, (row, col)))
+
+    try:
+        if frozenset([c1, c2]) in links or c1 == c2:    # tr(B*dX'*C*dX): B[c2, c1] C[r1, r2]
+            b, cc, transposed = matrix(c2, c1), matrix(r1, r2), True
+        else:                                           # tr(B*dX*C*dX): B[c2, r1] C[c1, r2]
+            b, cc, transposed = matrix(c2, r1), matrix(c1, r2), False
+    except LookupError:
+        return None
+    if scalars:
+        b = simplify(ir.einsum([(b, (0, 1))] + _relabelled(scalars), (0, 1)))
+    return c, b, cc, transposed
+
+
+def _components(factors: list) -> list[list]:
+    """The factors grouped by shared indices."""
+    groups: list[list] = []
+    for f in factors:
+        joined = [g for g in groups if any(set(f[1]) & set(i) for _, i in g)]
+        merged = [f] + [x for g in joined for x in g]
+        groups = [g for g in groups if g not in joined] + [merged]
+    return groups
+
+
+def _relabelled(factors: list) -> list:
+    """Scalar factors with indices moved clear of 0 and 1."""
+    return [(a, tuple(i + 2 + 1000 for i in idx)) for a, idx in factors]
 
 
 def _bilinear(term: Expr, dx: Expr) -> Expr:
