@@ -31,6 +31,8 @@ from ..syntax.types import TANGENT_PROPERTIES
 
 PLACEHOLDER = "d"  # the op of a differential not yet worked out; raising prints it d(u)
 NAME_LENGTH = 16   # a part of f printed at least this long gets a name (where q = ...)
+CONSTANT_LENGTH = 13  # a constant factor, such as (2*pi)^(-k/2), from this long on
+CONSTANT_NAMES = "cbae"
 SCALAR_NAMES = "qpuvwsrh"
 MATRIX_NAMES = "QPMNRTUW"
 
@@ -56,7 +58,7 @@ RULES = {
 }
 CHAIN = "chain rule (Cauchy's rule of invariance)"
 CONVENTIONS = {
-    "sym": "{x} is symmetric, so is d{x}: df = tr(sym(G)*d{x}) with sym(G) = (G + G')/2, the "
+    "sym": "{x} symmetric, so is d{x}: df = tr(sym(G)*d{x}) with sym(G) = (G + G')/2, the "
            "symmetric gradient",
     "full": "{x} is {structure}, but G is kept: the gradient that treats all entries as "
             "independent",
@@ -219,15 +221,17 @@ class _Derivation:
             d for v in self.r.variables.values() for d in v.shape if isinstance(d, str)}
         named: dict[Expr, str] = {}
         letters = {1: iter(c for c in SCALAR_NAMES if c not in taken),
-                   2: iter(c for c in MATRIX_NAMES if c not in taken)}
+                   2: iter(c for c in MATRIX_NAMES if c not in taken),
+                   0: iter(c for c in CONSTANT_NAMES if c not in taken)}
         for node in ir.topological(self.f):
             if node is self.f or not node.args or node.ndim > 2 or node.op == "sum" \
                     and len(node.args) == 1:
                 continue
             shown = render(raise_expr(ir.substitute(node, {k: _named(k, v) for k, v in
                                                            named.items()}), self.order), TEXT)
-            if len(shown) >= NAME_LENGTH:
-                letter = next(letters[2 if node.ndim == 2 else 1], None)
+            constant = not node.ndim and not ir.depends_on(node, self.name)
+            if len(shown) >= (CONSTANT_LENGTH if constant else NAME_LENGTH):
+                letter = next(letters[0 if constant else 2 if node.ndim == 2 else 1], None)
                 if letter is not None:
                     named[node] = letter
         return named
