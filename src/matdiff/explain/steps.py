@@ -217,7 +217,8 @@ class _Derivation:
     def _names(self) -> dict[Expr, str]:
         """Names for the long parts of f (bottom up: a part is named once it prints long
         with its own parts named), letters no variable or dimension uses."""
-        taken = set(self.r.variables) | {"f", "d", "pi", "eye", self.dx.data[0]} | {
+        taken = set(self.r.variables) | set(self.r.declared) | {
+            "f", "d", "pi", "eye", self.dx.data[0]} | {
             d for v in self.r.variables.values() for d in v.shape if isinstance(d, str)}
         named: dict[Expr, str] = {}
         letters = {1: iter(c for c in SCALAR_NAMES if c not in taken),
