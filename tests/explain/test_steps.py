@@ -210,6 +210,31 @@ def test_second_identification_theorem_as_stated():
     assert "kron(B', C) + kron(B, C')" in matdiff.derive("logdet(X)", "X", order=2).steps[-1].rule
 
 
+@pytest.mark.parametrize(("declare", "symmetric"), [
+    ("S: symmetric posdef matrix(n,n)", "sym"), ("S: symmetric posdef matrix(n,n)", "full"),
+    ("S: symmetric posdef matrix(n,n)", "cookbook"), ("S: diagonal posdef matrix(n,n)", "sym")])
+def test_structured_variables_in_every_convention(declare, symmetric):
+    """Every step holds for directions in the variable's space (symmetric or diagonal dS),
+    and the last one names the convention's result."""
+    expr = "logdet(S) + tr(A*S*B) + x'*inv(S)*x"
+    decl = declare + "; A, B: matrix(n,n); x: vector(n)"
+    r = matdiff.derive(expr, "S", declare=decl, symmetric=symmetric)
+    rng = np.random.default_rng(4)
+    g, v = rng.standard_normal((2, 3, 3))
+    diagonal = "diagonal" in declare
+    S = np.diag(rng.uniform(1, 2, 3)) if diagonal else g @ g.T + np.eye(3)
+    dS = np.diag(np.diag(v)) if diagonal else v + v.T
+    values = {"S": S, "A": rng.standard_normal((3, 3)), "B": rng.standard_normal((3, 3)),
+              "x": rng.standard_normal(3)}
+    gradient = matdiff.derive(expr, "S", declare=decl, symmetric="full").numpy()(**values)
+    want = float(np.sum(gradient * dS))
+    got = step_values(r.steps, decl, "S", {**values, "dS": dS})
+    assert max(close(x, want, 1e-8) for x in got) < TOLERANCE, r.steps.text
+    assert r.steps[-1].result == r.text
+    word = {"full": "independent", "cookbook": "Cookbook", "sym": "sym(G)"}[symmetric]
+    assert (word if not diagonal else "diagonal") in r.steps[-1].rule
+
+
 def test_renderings_and_dict():
     steps = matdiff.derive("log(det(X)) + x'*X*x", "X").steps
     assert steps.text.count("\n    df = ") == len(steps)
