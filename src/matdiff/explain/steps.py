@@ -91,11 +91,13 @@ class Step:
     result: str | None = None
     result_lhs: str | None = None  # df/dS, d2f/dx2
     result_short: str | None = None  # the result with f for the function, for display
+    result_latex: str | None = None
 
 
     def to_dict(self) -> dict:
         return {"rule": self.rule, "lhs": self.lhs, "text": self.text, "latex": self.latex,
-                "unicode": self.unicode, "result": self.result, "result_lhs": self.result_lhs}
+                "unicode": self.unicode, "result": self.result, "result_lhs": self.result_lhs,
+                "result_latex": self.result_latex}
 
 
 class Steps(Sequence[Step]):
@@ -146,7 +148,11 @@ class Steps(Sequence[Step]):
     def markdown(self) -> str:
         lines = []
         for k, s in enumerate(self._steps, 1):
-            lines.append(f"{k}. {s.rule}: ${_latex_lhs(s.lhs)} = {s.latex}$")
+            rule = s.rule.replace("*", r"\*").replace("_", r"\_")
+            line = f"{k}. {rule}: ${_latex_lhs(s.lhs)} = {s.latex}$"
+            if s.result_latex is not None:
+                line += f", so ${_latex_result(s.result_lhs)} = {s.result_latex}$"
+            lines.append(line)
         if self.bindings:
             lines.append("")
             lines.append("where " + ", ".join(f"${n} = {t}$" for n, _, t in self.bindings))
@@ -165,6 +171,16 @@ class Steps(Sequence[Step]):
 
 def _latex_lhs(lhs: str) -> str:
     return r"\mathrm{d}^2 f" if lhs == "d2f" else r"\mathrm{d}f"
+
+
+def _latex_result(lhs: str | None) -> str:
+    if lhs is None or "/" not in lhs:
+        return lhs or ""
+    top, bottom = lhs.split("/")
+    power = "^2" if top.startswith("d2") else ""
+    top = r"\mathrm{d}" + power + " " + top[2 if power else 1:]
+    bottom = r"\mathrm{d}" + " " + (bottom[1:-1] + power if power else bottom[1:])
+    return rf"\frac{{{top}}}{{{bottom}}}"
 
 
 def _latex_text(rule: str) -> str:
@@ -253,7 +269,7 @@ class _Derivation:
         return note
 
     def record(self, rule: str, lhs: str, note, result: str | None = None,
-               result_lhs: str | None = None) -> None:
+               result_lhs: str | None = None, result_latex: str | None = None) -> None:
         note = self._abbreviated(note)
         bound = self._bindings(note)
         texts = {}
@@ -266,10 +282,12 @@ class _Derivation:
         if self.steps and self.steps[-1].body == texts["text"] and result is None:
             return  # the move changed nothing that shows
         short = None
-        if result is not None and result_lhs is None:
-            result_lhs, short = self.result_lhs, self._short_result()
+        if result is not None and result_lhs is None:  # the reported derivative
+            result_lhs, short, result_latex = self.result_lhs, self._short_result(), \
+                self.r.latex
         self.steps.append(Step(rule, lhs, texts.get("full", texts["text"]), texts["latex"],
-                               texts["unicode"], texts["text"], result, result_lhs, short))
+                               texts["unicode"], texts["text"], result, result_lhs, short,
+                               result_latex))
 
     def _bindings(self, note) -> list[tuple[str, object]]:
         """The names a note uses, with the notes they stand for (f and the parts of f), each
@@ -427,8 +445,9 @@ class _Derivation:
         final = self.applied(self.declared(r.derivative), dx)
         if r.convention is not None:  # G first, then the convention and its reason
             if g is not None:
-                self.record(rule, "df", self.applied(g, dx), result=render(
-                    self._abbreviated(self.show(g)), TEXT), result_lhs="G")
+                g_note = self._abbreviated(self.show(g))
+                self.record(rule, "df", self.applied(g, dx), result=render(g_note, TEXT),
+                            result_lhs="G", result_latex=render(g_note, LATEX))
             structure = "diagonal" if "diagonal" in self.x.data[1] else "symmetric"
             rule = CONVENTIONS[r.convention].format(x=self.name, structure=structure)
             if r.convention == "cookbook":  # not a gradient: df is still tr(G'*dX)
@@ -436,7 +455,8 @@ class _Derivation:
         if final is None:
             final = self.steps[-1]
             self.steps.append(Step(rule, "df", final.text, final.latex, final.unicode,
-                                   final.body, r.text, self.result_lhs, self._short_result()))
+                                   final.body, r.text, self.result_lhs, self._short_result(),
+                                   r.latex))
             return
         self.record(rule, "df", final, result=r.text)
 
