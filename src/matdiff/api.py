@@ -455,6 +455,29 @@ class Result(_Printed):
             lines.append(self.convention_note)
         return "\n".join(lines)
 
+    def to_dict(self, check: float | None = None) -> dict:
+        """The result as plain data (``--format json`` and the web API's fields); ``check`` is
+        a :meth:`check` verdict to include."""
+        return {"expr": self.expr, "wrt": self.wrt, "order": self.order,
+                "function": self.function_text, "text": self.text,
+                "text_with_f": self.abbreviated("f"), "latex": self.latex,
+                "unicode": self.unicode, "shape": [str(d) for d in self.shape],
+                "layout": self.layout, "vec": self.vec.text if self.vec else None,
+                "vec_reason": self.vec_reason, "convention": self.convention,
+                "convention_note": self.convention_note, "declared": self.declarations,
+                "check_max_relative_error": None if check is None else float(check),
+                "check_verdict": getattr(check, "verdict", None),
+                "differential": self.differential.text,
+                "shown_as_differential": self.shown_as_differential,
+                "index": self._index_or_none() if self.shown_as_differential else None,
+                "notes": list(self.notes)}
+
+    def _index_or_none(self) -> str | None:
+        try:
+            return self.index
+        except MatdiffError:  # a map without index names (kron, vec)
+            return None
+
     def check(self, trials: int = 3, seed: int = 0) -> Verdict:
         """Max relative error against central finite differences at random valid points (of
         the derivative one order lower, for higher orders): a float that also says

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return _example()
+        if args.command == "serve":
+            from .web.serve import serve  # the web stack loads only for this command
+            return serve(args.host, args.port, args.workers, args.seconds)
         if args.command == "em":
             from .em.demo import run  # the estimator stack loads only for this command
             return run(args.out, args.seed)
@@ -119,6 +122,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
                          help="print a self-contained Python function computing the "
                               "derivative (with a check_gradient helper for gradients)")
+    serve = commands.add_parser("serve", help="the local web app (pip install 'matdiff[web]')",
+                                description="a local web app: type an expression, read its "
+                                            "derivatives, checks and code")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="default 127.0.0.1 (this machine only); anything else is reachable "
+                            "from other machines")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes computing the results (default: the CPUs, at "
+                            "most 4)")
+    serve.add_argument("--seconds", type=float, default=None,
+                       help="time limit of one request (default 4; raise it for large "
+                            "expressions)")
     em = commands.add_parser("em", help="Gaussian mixtures by EM with derived updates",
                              description="Gaussian mixtures fitted by EM")
     em_commands = em.add_subparsers(dest="em_command", required=True)
@@ -145,7 +161,7 @@ def _derive(args: argparse.Namespace) -> int:
         print(r.source(args.emit))
         return 0 if error is None or error < 1e-6 else 1
     if args.format == "json":
-        data = _as_json(r, error)
+        data = r.to_dict(error)
         if args.steps:
             data["steps"] = r.steps.to_dict()
         print(json.dumps(data, indent=2))
@@ -266,27 +282,6 @@ def _vec_line(r: Result, fmt: str) -> str:
                f"({shape_text(r.vec.shape)})"
     left = "df" if not r.function.ndim else "d vec(F)"
     return f"  vec form: {left} = J d vec({r.wrt}), J = {form}   ({shape_text(r.vec.shape)})"
-
-
-def _as_json(r: Result, error: float | None) -> dict:
-    return {"expr": r.expr, "wrt": r.wrt, "order": r.order, "function": r.function_text,
-            "text": r.text, "text_with_f": r.abbreviated("f"), "latex": r.latex,
-            "unicode": r.unicode, "shape": [str(d) for d in r.shape], "layout": r.layout,
-            "vec": r.vec.text if r.vec else None, "vec_reason": r.vec_reason,
-            "convention": r.convention, "convention_note": r.convention_note,
-            "declared": r.declarations,
-            "check_max_relative_error": None if error is None else float(error),
-            "check_verdict": None if error is None else error.verdict,
-            "differential": r.differential.text, "shown_as_differential": r.shown_as_differential,
-            "index": _index_or_none(r) if r.shown_as_differential else None,
-            "notes": list(r.notes)}
-
-
-def _index_or_none(r: Result) -> str | None:
-    try:
-        return r.index
-    except MatdiffError:
-        return None
 
 
 if __name__ == "__main__":
