@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return _example()
+        if args.command == "solve":
+            from .solve.report import run as solve
+            return solve(args.expr, args.wrt, args.declare, args.constraint, args.format,
+                         args.seed)
         if args.command == "serve":
             from .web.serve import serve  # the web stack loads only for this command
             return serve(args.host, args.port, args.workers, args.seconds)
@@ -61,7 +65,7 @@ _PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored
 def _expressions_protected(argv: list[str]) -> list[str]:
     """An expression may start with a minus: protect every argument of a command that begins
     with a single '-' (options are spelled --name; -h is help)."""
-    if not argv or argv[0] not in ("derive", "check"):
+    if not argv or argv[0] not in ("derive", "check", "solve"):
         return argv
     return argv[:1] + [_PROTECT + arg if arg.startswith("-") and not arg.startswith("--")
                        and arg != "-h" else arg for arg in argv[1:]]
@@ -122,6 +126,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
                          help="print a self-contained Python function computing the "
                               "derivative (with a check_gradient helper for gradients)")
+    solve = commands.add_parser("solve", help="solve the gradient for zero: the stationary "
+                                "point in closed form, with the steps",
+                                description="the stationary point of a scalar expression in "
+                                            "closed form, the steps, and a numerical check "
+                                            "(a numeric minimiser where no closed form is found)")
+    solve.add_argument("expr", help="a scalar expression, e.g. \"norm2(X*w - y)^2\"")
+    solve.add_argument("--wrt", required=True, help="the unknown(s): w, or m,S (jointly)")
+    solve.add_argument("--declare", default=None, help="types and properties, as for derive")
+    solve.add_argument("--constraint", default=None,
+                       help="simplex (the unknown sums to 1) or an equation such as "
+                            "\"sum(w) = 1\", met by a Lagrange multiplier")
+    solve.add_argument("--format", default="text", choices=("text", "latex", "unicode"))
+    solve.add_argument("--seed", type=int, default=0, help="the random data of the check")
     serve = commands.add_parser("serve", help="the local web app (pip install 'matdiff[web]')",
                                 description="a local web app: type an expression, read its "
                                             "derivatives, checks and code")
