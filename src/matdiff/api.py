@@ -286,6 +286,15 @@ class Result(_Printed):
         blocks = [(Sym(n), len(self.variables[w].shape)) for n, w in zip(names, self.wrts)]
         return applied_note(self.notation, blocks, self.function.ndim)
 
+    @cached_property
+    def steps(self):
+        """The derivation as a textbook writes it (:class:`matdiff.explain.steps.Steps`): the
+        differential by the engine's rules, its canonical form, the identification; each
+        step's ``text`` evaluates with ``matdiff.evaluate(..., wrt=...)``."""
+        from .explain.steps import derivation
+        with budget.request(self.limits):
+            return derivation(self)
+
     @property
     def declaration(self) -> str:
         """The variables' types as ``declare`` text, with the dimension names the results use
@@ -545,31 +554,47 @@ def _typed(text: object, declare: object, syntax: str = "auto") -> tuple:
 
 
 def parse(text: str, declare: str | dict | None = None, *,
-          limits: Limits | dict | None = None, syntax: str = "auto") -> Expr:
+          limits: Limits | dict | None = None, syntax: str = "auto",
+          wrt: str | None = None) -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
     same node). ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash, braces or
-    bars)."""
+    bars). ``wrt``: the variable X that a differential d(u) in the text is taken by, in the
+    direction dX (needed where the expression has more than one variable)."""
     with budget.request(limits):
         root, variables, _ = _typed(text, declare, syntax)
-        return simplify(lower(root, variables))
+        return simplify(lower(root, variables, _wrt_name(wrt)))
 
 
 def evaluate(text: str, declare: str | dict | None = None, *, syntax: str = "auto",
-             **values) -> np.ndarray:
+             wrt: str | None = None, **values) -> np.ndarray:
     """The NumPy value of any expression of the input language (a derivative, a differential
     with its directions dX...), at ``values`` (vectors as 1-D arrays). Dimension sizes come
     from every value passed, declared variables the text does not use included. ``syntax``:
-    "text", "latex" or "auto" (LaTeX if it has a backslash, braces or bars)."""
+    "text", "latex" or "auto" (LaTeX if it has a backslash, braces or bars). ``wrt``: the
+    variable X of a differential d(u) in the text (the values then include its direction
+    dX)."""
     with budget.request():
         root, variables, decls = _typed(text, declare, syntax)
+        lowered = lower(root, variables, _wrt_name(wrt))
         shapes = {name: d.shape for name, d in variables.items()}
+        props = {name: d.props for name, d in variables.items()}
+        for node in ir.topological(lowered):  # the direction dX of a d(u)
+            if node.op == "var" and node.data[0] not in shapes:
+                shapes[node.data[0]], props[node.data[0]] = node.shape, node.data[1]
         for name, decl in decls.items():
             if name not in shapes and name in values and None not in decl.shape:
                 shapes[name] = decl.shape  # binds the dimensions its value shows
-        props = {name: d.props for name, d in variables.items()}
         # other names are ignored here: a derived text may drop variables its values still
         # carry (Result.numpy() refuses names the expression and declarations lack)
-        return compile_numpy(lower(root, variables), shapes, props)(**values)
+        return compile_numpy(lowered, shapes, props)(**values)
+
+
+def _wrt_name(wrt: object) -> str | None:
+    if wrt is None:
+        return None
+    if not isinstance(wrt, str):
+        raise MatdiffError(f"wrt must be a variable name, not {wrt!r}")
+    return variable_name(wrt)
 
 
 def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None = None,
@@ -626,7 +651,7 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
     # the expression as written, with wrt's entries independent: what "full" means and what
     # finite differences along single entries see
     plain = {w: Decl(w, variables[w].shape, variables[w].props - STRUCTURE) for w in wrts}
-    f = simplify(lower(root, {**variables, **plain}))
+    f = simplify(lower(root, {**variables, **plain}, wrts[0] if len(set(wrts)) == 1 else None))
     xs = {w: ir.var(d.name, d.shape, d.props) for w, d in plain.items()}
     conventions = {w: _convention_of(variables[w], symmetric) for w in xs}
     convention = next((c for c in conventions.values() if c is not None), None)

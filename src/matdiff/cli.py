@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="read EXPR as LaTeX (detected anyway from a backslash or braces)")
         sub.add_argument("--check", action="store_true", default=name == "check",
                          help="verify numerically against finite differences")
+        sub.add_argument("--steps", action="store_true",
+                         help="also show the derivation step by step (the differential by "
+                              "the rules, its canonical form, the identification)")
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
                          help="print a self-contained Python function computing the "
                               "derivative (with a check_gradient helper for gradients)")
@@ -164,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _derive(args: argparse.Namespace) -> int:
     wrt = tuple(w.strip() for w in args.wrt.split(",")) if "," in args.wrt else args.wrt
+    inner = _differential_of(args)
+    if inner is not None:  # d(u): the differential of u is what is asked for
+        args.expr, args.wrt = inner, wrt
     r = derive(args.expr, wrt, declare=args.declare, order=args.order,
                symmetric=args.symmetric, direction=args.direction, layout=args.layout,
                syntax="latex" if args.latex else "auto")
@@ -172,10 +178,39 @@ def _derive(args: argparse.Namespace) -> int:
         print(r.source(args.emit))
         return 0 if error is None or error < 1e-6 else 1
     if args.format == "json":
-        print(json.dumps(r.to_dict(error), indent=2))
+        data = r.to_dict(error)
+        if args.steps:
+            data["steps"] = r.steps.to_dict()
+        print(json.dumps(data, indent=2))
+    elif inner is not None:
+        print(_differential_report(r, args.format, error))
     else:
         print(_report(r, args.format, error, show_vec=args.vec))
+    if args.steps and args.format != "json":
+        steps = r.steps
+        print("\nsteps:")
+        print(steps.latex if args.format == "latex" else steps.text)
     return 1 if error is not None and error.verdict == "mismatch" else 0
+
+
+def _differential_of(args: argparse.Namespace) -> str | None:
+    """u, where the expression is d(u) as a whole (text syntax)."""
+    from .syntax.parse import DIFFERENTIAL, Call, is_latex, parse_text, to_text
+    if args.latex or is_latex(args.expr) or args.order != 1 or args.direction:
+        return None
+    root = parse_text(args.expr)
+    if isinstance(root, Call) and root.fn == DIFFERENTIAL:
+        return to_text(root.args[0])
+    return None
+
+
+def _differential_report(r: Result, fmt: str, error: float | None) -> str:
+    lines = [f"d({r.function_in(fmt)}) = {r.differential.in_style(fmt)}",
+             f"  declared: {r.declarations}; d{r.wrt} is a direction in {r.wrt}'s space"]
+    if error is not None:
+        lines.append(f"  check of the derivative against central finite differences: "
+                     f"{error.verdict}")
+    return "\n".join(lines)
 
 
 def _example() -> int:

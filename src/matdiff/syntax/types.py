@@ -795,6 +795,7 @@ _FUNCTION_RULES = {
     "norm2": _Inference._to_scalar, "diag": _Inference._diag,
     "vector": _Inference._filled, "matrix": _Inference._filled, "eye": _Inference._filled,
     "commutation": _Inference._commutation, "kron": _Inference._kron, "vec": _Inference._vec,
+    "d": _Inference._same,  # the differential d(u) has u's type
     **{fn: _Inference._same for fn in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs",
                                        "sign", "relu")},
 }

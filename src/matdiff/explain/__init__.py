@@ -1,0 +1,1 @@
+"""Explanations for a person: the derivation step by step."""
