@@ -9,7 +9,8 @@ Run from the repository root (needs the [em] extra):
 In memory, for (N, d, K) = (100,000, 16, 8) and (100,000, 64, 32), full covariances, from the
 same parameters, repeated and interleaved in one process:
   - sklearn: GaussianMixture._e_step + _m_step (exactly its loop body);
-  - matdiff: the pass over the data (E-step and statistics) + the M-step (its loop body);
+  - matdiff: the pass over the data (E-step and statistics) + the M-step (its loop body), on
+    NumPy in float64 and float32, and on the torch and jax backends (float64) where installed;
   - the FLOP-count limit: a square matmul of the same FLOPs, (a) the textbook count of a
     full-covariance EM iteration, 4 N K d^2 (whiten the data per component, then the
     responsibility-weighted second moments), and (b) the count of matdiff's algorithm,
@@ -69,8 +70,7 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
     X = mixture_data(n, d, k, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        start = GaussianMixture(k, init_params="random_from_data", random_state=0,
-                                max_iter=3).fit(X)
+        start = GaussianMixture(k, random_state=0, max_iter=3).fit(X)   # k-means start
         given = dict(weights_init=start.weights_, means_init=start.means_,
                      precisions_init=start.precisions_)
         theirs = SklearnMixture(k, max_iter=1, **given).fit(X)
@@ -82,8 +82,22 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
         _, log_resp = theirs._e_step(X)
         theirs._m_step(X, log_resp)
 
-    def matdiff_iteration():
-        kernels.m_step(source.stats(params), "full", ours.reg_covar, source.shift, eps)
+    def iteration(src):
+        return lambda: kernels.m_step(src.stats(params), "full", ours.reg_covar, src.shift, eps)
+
+    variants = {"matdiff": iteration(source)}
+    variants["matdiff float32"] = iteration(InMemory(X.astype(np.float32)))
+    for backend in ("torch", "jax"):
+        try:
+            if backend == "jax":
+                import jax
+                jax.config.update("jax_enable_x64", True)
+            else:   # OpenMP's spinning threads collapse on a shared 2-core machine (measured)
+                import torch
+                torch.set_num_threads(1)
+            variants[f"matdiff {backend}"] = iteration(InMemory(X, backend))
+        except ImportError:
+            print(f"({backend} not installed: no {backend} row)")
 
     textbook = 4 * n * k * d * d
     features = 4 * n * k * d * (d + 1) // 2
@@ -91,22 +105,27 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
     for name, flops in (("textbook", textbook), ("features", features)):
         side = round((flops / 2) ** (1 / 3))
         mats[name] = (np.random.rand(side, side), np.random.rand(side, side))
-    times = {"sklearn": [], "matdiff": [], "textbook": [], "features": []}
-    matdiff_iteration()  # warm caches and thread pools once
+    times = {"sklearn": [], **{name: [] for name in variants}, "textbook": [], "features": []}
+    for fn in variants.values():
+        fn()        # warm caches, thread pools and jit once
     for _ in range(repeats):
         times["sklearn"].append(_timed(sklearn_iteration))
-        times["matdiff"].append(_timed(matdiff_iteration))
+        for name, fn in variants.items():
+            times[name].append(_timed(fn))
         for name, (a, b) in mats.items():
             times[name].append(_timed(lambda a=a, b=b: a @ b))
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"\nN={n:,} d={d} K={k} full, one EM iteration, median of {repeats} (min..max):")
     print(f"  scikit-learn  {_summary(times['sklearn'])}")
-    print(f"  matdiff       {_summary(times['matdiff'])}")
+    for name in variants:
+        print(f"  {name:16s}{_summary(times[name])}")
     print(f"  matmul, 4NKd^2 = {textbook / 1e9:.2f} GFLOP        {_summary(times['textbook'])}")
     print(f"  matmul, 4NKd(d+1)/2 = {features / 1e9:.2f} GFLOP   {_summary(times['features'])}")
     print(f"  scikit-learn / matdiff = {med['sklearn'] / med['matdiff']:.1f}x (target >= 5)")
-    print(f"  matdiff / matmul(4NKd^2) = {med['matdiff'] / med['textbook']:.2f} (target <= 2); "
-          f"matdiff / matmul(own FLOPs) = {med['matdiff'] / med['features']:.2f}")
+    for name in variants:
+        print(f"  {name} / matmul(4NKd^2) = {med[name] / med['textbook']:.2f} (target <= 2); "
+              f"/ matmul(own FLOPs) = {med[name] / med['features']:.2f}; "
+              f"scikit-learn / {name} = {med['sklearn'] / med[name]:.1f}x")
 
 
 def _chunk(block_id=None, rows: int = 0, d: int = 0, k: int = 0, seed: int = 0):

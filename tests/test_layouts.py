@@ -66,3 +66,24 @@ def test_layout_errors_are_one_line():
         matdiff.derive("diag(diag(X))", "X", layout="numerator")
     with pytest.raises(matdiff.MatdiffError, match="first and second derivatives"):
         matdiff.derive("sum(exp(x))", "x", order=3, layout="numerator")
+
+
+@pytest.mark.parametrize("layout", ["numerator", "denominator"])
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_compiled_code_returns_the_layout_numpy_returns(layout, backend):
+    """r.compile() lays its value out as r.numpy() does (it used to return the shape layout's
+    tensor whatever the layout)."""
+    if backend != "numpy":
+        module = pytest.importorskip(backend)
+        if backend == "jax":
+            module.config.update("jax_enable_x64", True)  # float64, as the comparison needs
+    rng = np.random.default_rng(2)
+    for expr, wrt in (("A*X*B", "X"), ("x'*A*x", "x"), ("inv(X)", "X")):
+        r = matdiff.derive(expr, wrt=wrt, layout=layout, declare="x: vector(n)")
+        values = {name: rng.standard_normal([3] * len(d.shape)) for name, d in
+                  r.variables.items()}
+        values = {name: v + 3 * np.eye(3) if v.ndim == 2 else v for name, v in values.items()}
+        expected = r.numpy()(**values)
+        actual = np.asarray(r.compile(backend)(**values))
+        assert actual.shape == expected.shape
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)

@@ -9,9 +9,10 @@
 from .api import Form, Result, compile, derive, evaluate, parse
 from .budget import LimitError, Limits, limits
 from .errors import MatdiffError
+from .solve import Solution, solve
 
-__all__ = ["derive", "parse", "evaluate", "compile", "Result", "Form", "MatdiffError",
-           "LimitError", "Limits", "limits"]
+__all__ = ["derive", "parse", "evaluate", "compile", "solve", "Result", "Form", "Solution",
+           "MatdiffError", "LimitError", "Limits", "limits"]
 __version__ = "0.1.0"
 
 

@@ -22,7 +22,7 @@ from .notation.differential import applied_note
 from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
 from .notation.names import with_names
-from .notation.raising import raise_expr, raise_index_form
+from .notation.raising import Raiser, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
 from .notation.tree import IndexForm, Sym
 from .notation.vecform import VecForm, transposed, vec_form
@@ -95,10 +95,15 @@ class Form(_Printed):
     quantities: tuple[Expr, ...] = ()  # whose parts of ``wrts`` may be named (names.py)
     wrts: tuple[str, ...] = ()
     symmetric_of: Expr | None = None   # G, where expr is sym(G) = (G + G')/2
+    raiser: Raiser | None = field(default=None, repr=False)  # shared with the Result
+
+    def __post_init__(self):
+        if self.raiser is None:
+            self.raiser = Raiser(self.reading_order)
 
     @cached_property
     def notation(self):
-        note = raise_expr(self.expr, self.reading_order)
+        note = self.raiser(self.expr)
         if isinstance(note, IndexForm) and self.fallback is not None:
             return self.fallback() or note
         return note
@@ -109,7 +114,7 @@ class Form(_Printed):
         taken = set(self.variables) | {"f", "pi", "eye"} | {
             d for v in self.variables.values() for d in v.shape if isinstance(d, str)}
         named = with_names(self.expr, list(self.quantities), self.wrts,
-                           lambda e, shapes: raise_expr(e, self.reading_order, shapes), taken,
+                           self.raiser, taken,
                            self.symmetric_of)
         return self.notation if isinstance(named, IndexForm) else named  # or the fallback
 
@@ -154,7 +159,8 @@ class Result(_Printed):
     #                                                       differentiates it
     wrts: tuple[str, ...] = ()      # the variable of each derivative taken, in order
     direction: str | None = None    # the direction of a directional derivative
-    differential_expr: Expr | None = field(default=None, repr=False)
+    differential_expr: Expr | Callable[[], Expr] | None = field(default=None, repr=False)
+    #                   (a function giving it, where it is worked out when first asked for)
     directions: dict[str, Decl] = field(default_factory=dict)  # dX, dS... (or the direction)
     notes: tuple[str, ...] = ()     # what the derivative assumes (sign's derivative is 0...)
     declared: frozenset[str] = frozenset()  # names declared, used or not: numpy() takes them
@@ -312,7 +318,12 @@ class Result(_Printed):
     @cached_property
     def notation(self):
         with budget.request(self.limits):
-            return raise_expr(self.derivative, self.reading_order)
+            return self._raiser(self.derivative)
+
+    @cached_property
+    def _raiser(self) -> Raiser:
+        """One raiser for the derivative, its differential and the function: they share parts."""
+        return Raiser(self.reading_order)
 
     @cached_property
     def _matrix_form(self) -> bool:
@@ -327,8 +338,11 @@ class Result(_Printed):
     def differential(self) -> Form:
         """dF in the direction dX (d2f in dX twice for order 2, dx and dS for mixed): the
         derivative contracted with the directions over the variables' axes."""
+        if callable(self.differential_expr):
+            with budget.request(self.limits):
+                self.differential_expr = self.differential_expr()
         return Form(self.differential_expr, {**self.variables, **self.directions},
-                    self.reading_order, self._applied_derivative)
+                    self.reading_order, self._applied_derivative, raiser=self._raiser)
 
     def _applied_derivative(self):
         """The derivative's matrix notation applied to the directions (G'*dx, tr(G'*dX)), for
@@ -341,6 +355,15 @@ class Result(_Printed):
             names = names * self.order
         blocks = [(Sym(n), len(self.variables[w].shape)) for n, w in zip(names, self.wrts)]
         return applied_note(self.notation, blocks, self.function.ndim)
+
+    @cached_property
+    def steps(self):
+        """The derivation as a textbook writes it (:class:`matdiff.explain.steps.Steps`): the
+        differential by the engine's rules, its canonical form, the identification; each
+        step's ``text`` evaluates with ``matdiff.evaluate(..., wrt=...)``."""
+        from .explain.steps import derivation
+        with budget.request(self.limits):
+            return derivation(self)
 
     @property
     def declaration(self) -> str:
@@ -371,7 +394,7 @@ class Result(_Printed):
 
     def function_in(self, style: str) -> str:
         """The expression itself in "text", "latex" or "unicode"."""
-        return render(raise_expr(self.function, self.reading_order), STYLES[style])
+        return render(self._raiser(self.function), STYLES[style])
 
     def abbreviated(self, symbol: str = "f", style: str = "text") -> str | None:
         """The derivative with the (scalar) expression itself written as ``symbol``, where it
@@ -380,7 +403,7 @@ class Result(_Printed):
                 self.layout != "shape"):
             return None
         with budget.request(self.limits):
-            whole = raise_expr(self.function, self.reading_order)
+            whole = self._raiser(self.function)
             short = abbreviate(self.notation, whole, symbol)
             return None if short is None else render(short, _style(style))
 
@@ -389,7 +412,7 @@ class Result(_Printed):
         factor (``f*(((x - m)'*inv(S)*dx)^2 - dx'*inv(S)*dx)``); None where it is not."""
         if self.function.ndim or isinstance(self.differential.notation, IndexForm):
             return None
-        whole = raise_expr(self.function, self.reading_order)
+        whole = self._raiser(self.function)
         short = abbreviate(self.differential.notation, whole, symbol)
         return None if short is None else render(short, STYLES[style])
 
@@ -410,7 +433,7 @@ class Result(_Printed):
         quantities = (self.function,) + ((self._first,) if self._first is not None else ())
         return Form(self.derivative, self._all_variables, self.reading_order,
                     quantities=quantities, wrts=tuple(self.wrts),
-                    symmetric_of=self.unstructured)
+                    symmetric_of=self.unstructured, raiser=self._raiser)
 
     @property
     def plain(self) -> str:
@@ -457,9 +480,15 @@ class Result(_Printed):
                                    self.limits)
         if self.layout == "shape":
             return tensor
+        return self._in_layout(tensor)
+
+    def _in_layout(self, tensor: Callable) -> Callable:
+        """``tensor``'s values as the printed matrix of a numerator or denominator layout; for
+        NumPy, JAX and PyTorch arrays alike (reshaped column-major by way of the reversed
+        axes, which all three have)."""
         case, rows, layout = self._layout_case, self._row_axes, self.layout
 
-        def in_layout(**arrays) -> np.ndarray:
+        def in_layout(**arrays):
             d = tensor(**arrays)
             if not d.ndim:
                 return d
@@ -468,7 +497,12 @@ class Result(_Printed):
             elif case == "plain" and d.ndim == 2:
                 m = d
             else:
-                m = np.reshape(d, (int(np.prod(d.shape[:rows], dtype=int)), -1), order="F")
+                n_rows = int(np.prod(d.shape[:rows], dtype=int))
+                n_cols = int(np.prod(d.shape[rows:], dtype=int))
+                reversed_axes = tuple(range(d.ndim))[::-1]
+                flipped = d.permute(*reversed_axes) if hasattr(d, "permute") else \
+                    d.transpose(reversed_axes)
+                m = flipped.reshape(n_cols, n_rows).T
             return m.T if layout == "denominator" and case != "hessian" else m
 
         return in_layout
@@ -477,8 +511,9 @@ class Result(_Printed):
         """callable(**arrays) -> the derivative's value, as fast code for "numpy", "jax" or
         "torch" (planned and cached per binding of the sizes)."""
         from .numeric.compile import Compiled
-        return Compiled([self.derivative], self._shapes, backend, self._name,
-                        lambda: self._doc)
+        compiled = Compiled([self.derivative], self._shapes, backend, self._name,
+                            lambda: self._doc)
+        return compiled if self.layout == "shape" else self._in_layout(compiled)
 
     def source(self, backend: str = "numpy", sizes: dict[str, int] | None = None) -> str:
         """Self-contained Python source of :meth:`compile`'s function (contraction order
@@ -486,7 +521,8 @@ class Result(_Printed):
         the derivative is a gradient."""
         from .numeric.compile import Compiled
         from .numeric.emit import gradient_check_source, module_source
-        compiled = self.compile(backend)
+        compiled = Compiled([self.derivative], self._shapes, backend, self._name,
+                            lambda: self._doc)   # the source is of the shape layout's tensor
         sizes = compiled.bound_sizes(sizes)
         functions, check = [compiled.function(sizes)], ""
         if self.order == 1 and not self.function.ndim and self.convention != "cookbook" \
@@ -588,31 +624,47 @@ def _typed(text: object, declare: object, syntax: str = "auto") -> tuple:
 
 
 def parse(text: str, declare: str | dict | None = None, *,
-          limits: Limits | dict | None = None, syntax: str = "auto") -> Expr:
+          limits: Limits | dict | None = None, syntax: str = "auto",
+          wrt: str | None = None) -> Expr:
     """The simplified IR of an expression (two texts mean the same when they parse to the
     same node). ``syntax``: "text", "latex" or "auto" (LaTeX if it has a backslash, braces or
-    bars)."""
+    bars). ``wrt``: the variable X that a differential d(u) in the text is taken by, in the
+    direction dX (needed where the expression has more than one variable)."""
     with budget.request(limits):
         root, variables, _ = _typed(text, declare, syntax)
-        return simplify(lower(root, variables))
+        return simplify(lower(root, variables, _wrt_name(wrt)))
 
 
 def evaluate(text: str, declare: str | dict | None = None, *, syntax: str = "auto",
-             **values) -> np.ndarray:
+             wrt: str | None = None, **values) -> np.ndarray:
     """The NumPy value of any expression of the input language (a derivative, a differential
     with its directions dX...), at ``values`` (vectors as 1-D arrays). Dimension sizes come
     from every value passed, declared variables the text does not use included. ``syntax``:
-    "text", "latex" or "auto" (LaTeX if it has a backslash, braces or bars)."""
+    "text", "latex" or "auto" (LaTeX if it has a backslash, braces or bars). ``wrt``: the
+    variable X of a differential d(u) in the text (the values then include its direction
+    dX)."""
     with budget.request():
         root, variables, decls = _typed(text, declare, syntax)
+        lowered = lower(root, variables, _wrt_name(wrt))
         shapes = {name: d.shape for name, d in variables.items()}
+        props = {name: d.props for name, d in variables.items()}
+        for node in ir.topological(lowered):  # the direction dX of a d(u)
+            if node.op == "var" and node.data[0] not in shapes:
+                shapes[node.data[0]], props[node.data[0]] = node.shape, node.data[1]
         for name, decl in decls.items():
             if name not in shapes and name in values and None not in decl.shape:
                 shapes[name] = decl.shape  # binds the dimensions its value shows
-        props = {name: d.props for name, d in variables.items()}
         # other names are ignored here: a derived text may drop variables its values still
         # carry (Result.numpy() refuses names the expression and declarations lack)
-        return compile_numpy(lower(root, variables), shapes, props)(**values)
+        return compile_numpy(lowered, shapes, props)(**values)
+
+
+def _wrt_name(wrt: object) -> str | None:
+    if wrt is None:
+        return None
+    if not isinstance(wrt, str):
+        raise MatdiffError(f"wrt must be a variable name, not {wrt!r}")
+    return variable_name(wrt)
 
 
 def derive(expr: str, wrt: str | tuple[str, ...], *, declare: str | dict | None = None,
@@ -669,7 +721,7 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
     # the expression as written, with wrt's entries independent: what "full" means and what
     # finite differences along single entries see
     plain = {w: Decl(w, variables[w].shape, variables[w].props - STRUCTURE) for w in wrts}
-    f = simplify(lower(root, {**variables, **plain}))
+    f = simplify(lower(root, {**variables, **plain}, wrts[0] if len(set(wrts)) == 1 else None))
     xs = {w: ir.var(d.name, d.shape, d.props) for w, d in plain.items()}
     conventions = {w: _convention_of(variables[w], symmetric) for w in xs}
     convention = next((c for c in conventions.values() if c is not None), None)
@@ -698,10 +750,14 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
         differentiated.append((e, w))
         return _differentiate(e, xs[w], expr, along)
 
-    # the differential: the rules applied to the directions (forward mode), of F's shape
-    differentials = [f]
-    for w, v_ in zip(wrts, directions):
-        differentials.append(d(differentials[-1], w, v_))
+    # the differential: the rules applied to the directions (forward mode), of F's shape;
+    # a derivative without a direction needs it only when it is shown
+    def differential() -> Expr:
+        chain = f
+        for w, v_ in zip(wrts, directions):
+            chain = _differentiate(chain, xs[w], expr, v_)
+        return simplify(ir.substitute(chain, restore))
+
     lead = f.ndim
 
     def with_conventions(e: Expr, block_variables: tuple[str, ...]) -> Expr:
@@ -718,15 +774,20 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
             derivatives.append(d(derivatives[-1], w))
         result = with_conventions(derivatives[-1], wrts)
         first = with_conventions(derivatives[-2], wrts[:-1])
-    elif order == 1:    # dF[V]
-        result, first = differentials[-1], f
-    else:               # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
-        result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
-        first = f if order == 2 else differentials[-3]
-        first = with_conventions(d(first, wrts[0]), wrts[:1])
+    else:
+        differentials = [f]
+        for w, v_ in zip(wrts, directions):
+            differentials.append(d(differentials[-1], w, v_))
+        if order == 1:  # dF[V]
+            result, first = differentials[-1], f
+        else:           # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
+            result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
+            first = f if order == 2 else differentials[-3]
+            first = with_conventions(d(first, wrts[0]), wrts[:1])
     result = simplify(ir.substitute(result, restore))
     _check_size(result)
-    differential = simplify(ir.substitute(differentials[-1], restore))
+    differential_expr = differential if direction is None else \
+        simplify(ir.substitute(differentials[-1], restore))
     first = simplify(ir.substitute(first, restore))
     dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
             if v_.data[0] not in variables}
@@ -734,7 +795,7 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
     if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym":
         unstructured = simplify(ir.substitute(derivatives[-1], restore))
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
-                  result, f, variables, first, wrts, direction, differential, dirs,
+                  result, f, variables, first, wrts, direction, differential_expr, dirs,
                   _notes(differentiated), frozenset(decls), limits,
                   unstructured=unstructured)
 

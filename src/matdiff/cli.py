@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return _example()
+        if args.command == "solve":
+            from .solve.report import run as solve
+            return solve(args.expr, args.wrt, args.declare, args.constraint, args.format,
+                         args.seed)
         if args.command == "serve":
             from .web.serve import serve  # the web stack loads only for this command
             return serve(args.host, args.port, args.workers, args.seconds)
@@ -61,7 +65,7 @@ _PROTECT = " "  # argparse takes "-x'*x" for an option; a leading space (ignored
 def _expressions_protected(argv: list[str]) -> list[str]:
     """An expression may start with a minus: protect every argument of a command that begins
     with a single '-' (options are spelled --name; -h is help)."""
-    if not argv or argv[0] not in ("derive", "check"):
+    if not argv or argv[0] not in ("derive", "check", "solve"):
         return argv
     return argv[:1] + [_PROTECT + arg if arg.startswith("-") and not arg.startswith("--")
                        and arg != "-h" else arg for arg in argv[1:]]
@@ -121,9 +125,25 @@ def _parser() -> argparse.ArgumentParser:
                          help="also show the derivative entry by entry: its index form and, on "
                               "a random instance of size SIZE (default 3), finite differences "
                               "of each partial derivative beside the formula's entries")
+        sub.add_argument("--steps", action="store_true",
+                         help="also show the derivation step by step (the differential by "
+                              "the rules, its canonical form, the identification)")
         sub.add_argument("--emit", choices=("numpy", "jax", "torch"), default=None,
                          help="print a self-contained Python function computing the "
                               "derivative (with a check_gradient helper for gradients)")
+    solve = commands.add_parser("solve", help="solve the gradient for zero: the stationary "
+                                "point in closed form, with the steps",
+                                description="the stationary point of a scalar expression in "
+                                            "closed form, the steps, and a numerical check "
+                                            "(a numeric minimiser where no closed form is found)")
+    solve.add_argument("expr", help="a scalar expression, e.g. \"norm2(X*w - y)^2\"")
+    solve.add_argument("--wrt", required=True, help="the unknown(s): w, or m,S (jointly)")
+    solve.add_argument("--declare", default=None, help="types and properties, as for derive")
+    solve.add_argument("--constraint", default=None,
+                       help="simplex (the unknown sums to 1) or an equation such as "
+                            "\"sum(w) = 1\", met by a Lagrange multiplier")
+    solve.add_argument("--format", default="text", choices=("text", "latex", "unicode"))
+    solve.add_argument("--seed", type=int, default=0, help="the random data of the check")
     serve = commands.add_parser("serve", help="the local web app (pip install 'matdiff[web]')",
                                 description="a local web app: type an expression, read its "
                                             "derivatives, checks and code")
@@ -152,6 +172,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _derive(args: argparse.Namespace) -> int:
     wrt = tuple(w.strip() for w in args.wrt.split(",")) if "," in args.wrt else args.wrt
+    inner = _differential_of(args)
+    if inner is not None:  # d(u): the differential of u is what is asked for
+        args.expr, args.wrt = inner, wrt
     r = derive(args.expr, wrt, declare=args.declare, order=args.order,
                symmetric=args.symmetric, direction=args.direction, layout=args.layout,
                syntax="latex" if args.latex else "auto")
@@ -161,15 +184,43 @@ def _derive(args: argparse.Namespace) -> int:
         return 0 if error is None or error < 1e-6 else 1
     entries = r.entrywise(args.entrywise) if args.entrywise is not None else None
     if args.format == "json":
-        shown = r.to_dict(error)
+        data = r.to_dict(error)
+        if args.steps:
+            data["steps"] = r.steps.to_dict()
         if entries is not None:
-            shown["entrywise"] = entries.to_dict()
-        print(json.dumps(shown, indent=2))
+            data["entrywise"] = entries.to_dict()
+        print(json.dumps(data, indent=2))
+    elif inner is not None:
+        print(_differential_report(r, args.format, error))
     else:
         print(_report(r, args.format, error, show_vec=args.vec))
-        if entries is not None:
-            print(entries.latex if args.format == "latex" else entries.text)
+    if args.steps and args.format != "json":
+        steps = r.steps
+        print("\nsteps:")
+        print(steps.latex if args.format == "latex" else steps.text)
+    if entries is not None and args.format != "json":
+        print(entries.latex if args.format == "latex" else entries.text)
     return 1 if error is not None and error.verdict == "mismatch" else 0
+
+
+def _differential_of(args: argparse.Namespace) -> str | None:
+    """u, where the expression is d(u) as a whole (text syntax)."""
+    from .syntax.parse import DIFFERENTIAL, Call, is_latex, parse_text, to_text
+    if args.latex or is_latex(args.expr) or args.order != 1 or args.direction:
+        return None
+    root = parse_text(args.expr)
+    if isinstance(root, Call) and root.fn == DIFFERENTIAL:
+        return to_text(root.args[0])
+    return None
+
+
+def _differential_report(r: Result, fmt: str, error: float | None) -> str:
+    lines = [f"d({r.function_in(fmt)}) = {r.differential.in_style(fmt)}",
+             f"  declared: {r.declarations}; d{r.wrt} is a direction in {r.wrt}'s space"]
+    if error is not None:
+        lines.append(f"  check of the derivative against central finite differences: "
+                     f"{error.verdict}")
+    return "\n".join(lines)
 
 
 def _example() -> int:

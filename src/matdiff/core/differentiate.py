@@ -41,24 +41,31 @@ def derivative(f: Expr, x: Expr, direction: Expr | None = None) -> Expr:
             tangent[id(node)] = None
         elif node.op == "var":
             tangent[id(node)] = identity_tangent(x.shape) if direction is None else direction
-        elif node.op == "sum":
-            tangent[id(node)] = _sum_rule(node, [tangent[id(a)] for a in node.args])
-        elif node.op == "einsum":
-            tangent[id(node)] = _product_rule(node, [tangent[id(a)] for a in node.args], k)
-        elif node.op == "merge":  # linear: the variable's axes stay as they are
-            tangent[id(node)] = merge(tangent[id(node.args[0])], node.data + (1,) * k)
         else:
-            primitive = PRIMITIVES[node.op]
-            if not primitive.differentiable:
-                raise NotDifferentiable(node.op,
-                    f"{node.op} is not differentiable: its derivative is 0 wherever it exists "
-                    f"and undefined where its argument is 0",
-                    hint=f"differentiate an expression without {node.op}(...) of {name}")
-            tangent[id(node)] = primitive.jvp(node, [tangent[id(a)] for a in node.args], k)
+            tangent[id(node)] = chain_rule(node, [tangent[id(a)] for a in node.args], k, name)
     result = tangent[id(f)]
     if result is None:
         return zero(f.shape + (x.shape if direction is None else ()))
     return result
+
+
+def chain_rule(node: Expr, tangents: list[Expr | None], k: int, name: str = "x") -> Expr:
+    """One node's rule: d(node) from its arguments' derivatives (None where constant), each
+    with ``k`` trailing axes of the variable (0 for a differential). The derivation steps
+    (explain/steps.py) apply the same rules one node at a time."""
+    if node.op == "sum":
+        return _sum_rule(node, tangents)
+    if node.op == "einsum":
+        return _product_rule(node, tangents, k)
+    if node.op == "merge":  # linear: the variable's axes stay as they are
+        return merge(tangents[0], node.data + (1,) * k)
+    primitive = PRIMITIVES[node.op]
+    if not primitive.differentiable:
+        raise NotDifferentiable(node.op,
+            f"{node.op} is not differentiable: its derivative is 0 wherever it exists "
+            f"and undefined where its argument is 0",
+            hint=f"differentiate an expression without {node.op}(...) of {name}")
+    return primitive.jvp(node, tangents, k)
 
 
 class NotDifferentiable(MatdiffError):

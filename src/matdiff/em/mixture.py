@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import kernels
+from . import backends, kernels
 from .kernels import FitError, Params, Stats
 from .kmeans import INIT_PARAMS, initial_responsibilities
 from .updates import COVARIANCE_TYPES, UPDATES, Update
@@ -45,20 +45,37 @@ def _not_fitted() -> NotFittedError:
     return cls("this GaussianMixture is not fitted yet", hint="call fit(X) before using it")
 
 
+def _is_backend_array(X, backend: str) -> bool:
+    if backend == "torch":
+        torch = sys.modules.get("torch")
+        return torch is not None and torch.is_tensor(X)
+    if backend == "jax":
+        jax = sys.modules.get("jax")
+        return jax is not None and isinstance(X, jax.Array)
+    return False
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
 
 
 class InMemory:
-    """A NumPy array as the data source of the EM loop."""
+    """A NumPy array as the data source of the EM loop; with a torch or jax ``backend`` the
+    pass over it runs there, on ``device_X`` (the caller's tensor, or X wrapped once)."""
 
-    def __init__(self, X: np.ndarray):
+    def __init__(self, X: np.ndarray, backend: str = "numpy", device_X=None):
         self.X = X
         self.n, self.d = X.shape
         self.dtype = X.dtype
         self.shift = np.mean(X, axis=0, dtype=np.float64)
+        self.backend = backend
+        if backend != "numpy":
+            self.device_X = device_X if device_X is not None else \
+                backends.as_device_array(X, backend)
 
     def stats(self, p: Params) -> Stats:
+        if self.backend != "numpy":
+            return backends.ACCUMULATE[self.backend](self.device_X, p, self.shift)
         return kernels.accumulate(self.X, p, self.shift)
 
     def init_sample(self) -> np.ndarray:
@@ -68,7 +85,9 @@ class InMemory:
 class GaussianMixture:
     """A Gaussian mixture fitted by EM; the parameters and attributes of scikit-learn's
     ``sklearn.mixture.GaussianMixture``, plus ``updates_`` (the M-step formulas used) and
-    ``callback(n_iter, lower_bound)``, called after each iteration (progress bars).
+    ``callback(n_iter, lower_bound)``, called after each iteration (progress bars), and
+    ``backend`` ("numpy", "torch", "jax"): where the E-step and statistics run (a torch
+    tensor or jax array passed to ``fit`` stays on its device).
 
     ``fit`` takes a NumPy array, anything array-like, or a dask array chunked by rows (the
     E-step and statistics then run per chunk on the active Dask scheduler).
@@ -79,7 +98,8 @@ class GaussianMixture:
                  n_init: int = 1, init_params: str = "kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None,
                  warm_start: bool = False, verbose: int = 0, verbose_interval: int = 10,
-                 callback: Callable[[int, float], None] | None = None):
+                 callback: Callable[[int, float], None] | None = None,
+                 backend: str = "numpy"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -95,6 +115,7 @@ class GaussianMixture:
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.callback = callback
+        self.backend = backend
 
     # -- scikit-learn's estimator protocol --------------------------------------------------
 
@@ -144,11 +165,15 @@ class GaussianMixture:
         if source is not None:
             self._set_n_features(source.d, None)
             return source
+        backends.require(self.backend)
+        device_X = X if _is_backend_array(X, self.backend) else None
+        if device_X is not None:        # a tensor on its device: validated on a host copy
+            X = np.asarray(X.cpu() if hasattr(X, "cpu") else X)
         X = self._validate(X, reset=True)
         if X.shape[0] < self.n_components:
             raise FitError(f"the data has {X.shape[0]} samples, fewer than n_components = "
                            f"{self.n_components}", hint="use fewer components or more data")
-        return InMemory(X)
+        return InMemory(X, self.backend, device_X)
 
     def _fit(self, source) -> None:
         self._check_parameters(source.d)

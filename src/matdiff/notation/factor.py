@@ -7,6 +7,7 @@ and sums of diag(...) or of elementwise products are merged.
 
 from __future__ import annotations
 
+from collections import Counter
 from fractions import Fraction
 from math import gcd
 
@@ -106,8 +107,8 @@ def _collected(terms: list[Mono]) -> list[Mono]:
 def _group(terms: list[Mono], rank, ones) -> list[Mono]:
     """Terms with the same scalar factors share them (a*A*x + a*B*x = a*(A*x + B*x)), then
     terms with the same product share it (a*A*x + b*A*x = (a + b)*A*x)."""
-    def scalar_key(t):
-        return tuple(sorted(map(repr, t.scalars))), tuple(sorted(map(repr, t.den)))
+    def scalar_key(t):  # the multisets of scalar factors and denominators
+        return frozenset(Counter(t.scalars).items()), frozenset(Counter(t.den).items())
 
     def by_scalars(group):
         inner = factor_sum([Mono(t.coef, (), t.chain) for t in group], rank, ones)

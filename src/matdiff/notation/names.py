@@ -25,7 +25,19 @@ from fractions import Fraction
 from ..core.ir import Expr, depends_on, einsum, power, topological
 from ..core.simplify import simplify
 from .render import TEXT, render
-from .tree import IndexForm, Mono, Num, Sum, Sym, Transpose, Where, children, mono, names
+from .tree import (
+    IndexForm,
+    Mono,
+    Num,
+    Sum,
+    Sym,
+    Transpose,
+    Where,
+    children,
+    mono,
+    name_set,
+    names,
+)
 
 MIN_LENGTH = 12
 MAX_QUANTITIES = 8
@@ -46,21 +58,26 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
     plain = raise_(derivative, shapes)
     if isinstance(plain, IndexForm) or len(topological(derivative)) > MAX_NODES:
         return plain
-    taken = set(taken) | set(names(plain))
+    taken = set(taken) | name_set(plain)
     best, bindings = plain, []
+    best_length = _length(best, bindings)
     ir = derivative
     for q in _quantities(derivative, quantities, wrt):
         name = _fresh(q.ndim, taken)
-        named_ir = _absorb(ir, q, Expr("named", (q,), name, q.shape))
-        if named_ir is ir:
+        named = Expr("named", (q,), name, q.shape)
+        named_ir = _absorb(ir, q, named)
+        # raising writes each use of a node at most once, so a name used once in the IR is
+        # used once in its notation: no need to raise it to see that
+        if named_ir is ir or _uses(named_ir, named) < 2:
             continue
         shapes_q: dict = {}
         note = raise_(named_ir, shapes_q)
         if names(note).count(name) < 2:
             continue
         candidate = bindings + [(name, raise_(q, shapes_q))]
-        if _length(note, candidate) < _length(best, bindings):
-            best, bindings, ir, shapes = note, candidate, named_ir, shapes_q
+        length = _length(note, candidate)
+        if length < best_length:
+            best, bindings, ir, shapes, best_length = note, candidate, named_ir, shapes_q, length
             taken.add(name)
     best, bindings = _name_repeats(best, bindings, shapes, taken)
     if symmetric_of is not None:
@@ -77,6 +94,19 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
     if not bindings:
         return best
     return Where(best, tuple(n for n, _ in bindings), tuple(v for _, v in bindings))
+
+
+def _uses(root: Expr, node: Expr) -> int:
+    """How often ``node`` is written in ``root`` written out as a tree (its paths from the
+    root, each argument position counted)."""
+    order = topological(root)
+    paths = {id(root): 1}
+    for n in reversed(order):
+        k = paths.get(id(n), 0)
+        if k:
+            for a in n.args:
+                paths[id(a)] = paths.get(id(a), 0) + k
+    return paths.get(id(node), 0)
 
 
 # --- quantities of the function, absorbed into products ----------------------------------------

@@ -35,7 +35,7 @@ from .tree import (
     Transpose,
     hadamard,
     mono,
-    names,
+    name_set,
     transpose,
     transposes,
     weight,
@@ -63,20 +63,32 @@ def raise_expr(e: Expr, reading_order: dict[str, int] | None = None,
     ``m - x``). ``shapes``, where given, receives the number of axes of each note raised from
     an IR node.
     """
-    raiser = _Raiser(reading_order or {})
-    if shapes is not None:
-        raiser.shapes = shapes
-    try:
-        if e.ndim <= 2:
-            try:
-                return raiser.raise_(e)
-            except NoMatrixForm:
-                pass
-        return index_form(e, raiser)
-    except NoMatrixForm:
-        raise MatdiffError("this derivative has neither a matrix nor an index-notation form "
-                           "matdiff can print yet", hint="its value is still available "
-                           "through numpy() and check()") from None
+    return Raiser(reading_order)(e, shapes)
+
+
+class Raiser:
+    """``raise_expr`` for many expressions that share parts (a result, its differential, the
+    same result with parts named): each IR node is raised once, and each call answers exactly
+    as a fresh ``raise_expr`` would (its ``shapes`` and symmetric notes are those of the nodes
+    this expression reaches)."""
+
+    def __init__(self, reading_order: dict[str, int] | None = None):
+        self._raiser = _Raiser(reading_order or {})
+
+    def __call__(self, e: Expr, shapes: dict | None = None):
+        raiser = self._raiser
+        raiser.begin({} if shapes is None else shapes)
+        try:
+            if e.ndim <= 2:
+                try:
+                    return raiser.raise_(e)
+                except NoMatrixForm:
+                    pass
+            return index_form(e, raiser)
+        except NoMatrixForm:
+            raise MatdiffError("this derivative has neither a matrix nor an index-notation "
+                               "form matdiff can print yet", hint="its value is still "
+                               "available through numpy() and check()") from None
 
 
 def matrix_raiser(reading_order: dict[str, int] | None = None, sized_ones: bool = False):
@@ -89,23 +101,83 @@ def matrix_raiser(reading_order: dict[str, int] | None = None, sized_ones: bool 
     return raiser.raise_
 
 
+class _SymmetricNotes:
+    """The notes of symmetric matrices, as a set; whether a raised node is symmetric is only
+    worked out when its note is asked about (for a long sum that is a simplification of all
+    its terms transposed, and most notes are never asked about)."""
+
+    def __init__(self):
+        self._known: set = set()
+        self._offered: dict = {}  # note -> the nodes it was raised from, not yet looked at
+
+    def offer(self, note, e: Expr) -> None:
+        self._offered.setdefault(note, []).append(e)
+
+    def add(self, note) -> None:
+        self._known.add(note)
+
+    def __contains__(self, note) -> bool:
+        if note in self._known:
+            return True
+        offered = self._offered.pop(note, ())
+        if any(is_symmetric(e) for e in offered):
+            self._known.add(note)
+            return True
+        return False
+
+
 class _Raiser:
     def __init__(self, reading_order: dict[str, int]):
         self.memo: dict[Expr, object] = {}
         self.reading_order = reading_order
-        self.symmetric: set = set()  # notes of symmetric matrices: their transpose is them
-        self.shapes: dict = {}       # note -> number of axes, for names.py
+        # what raising each node asked to raise, so that a node raised in an earlier call
+        # contributes the same shapes and symmetric notes as if it were raised again
+        self.parts: dict[Expr, list[Expr]] = {}
+        self._asking: list[list[Expr]] = []
         self.sized_ones = False
+        self.begin({})
+
+    def begin(self, shapes: dict) -> None:
+        """A new expression: shapes and symmetric notes start empty, as in a fresh raiser."""
+        self.symmetric = _SymmetricNotes()  # their transpose is them
+        self.shapes = shapes         # note -> number of axes, for names.py
+        self._reached: set = set()
 
     def raise_(self, e: Expr):
+        if self._asking:
+            self._asking[-1].append(e)
         done = self.memo.get(e)
         if done is None:
             budget.check_time("writing the result in matrix notation")
-            done = self.memo[e] = self._raise(e)
-            self.shapes[done] = e.ndim
-            if is_symmetric(e):
-                self.symmetric.add(done)
+            self._asking.append([])
+            try:
+                done = self._raise(e)
+            finally:
+                self.parts[e] = self._asking.pop()
+            self.memo[e] = done
+            self._reach(e, done)
+        elif e not in self._reached:
+            self._replay(e)
         return done
+
+    def _reach(self, e: Expr, note) -> None:
+        self._reached.add(e)
+        self.shapes[note] = e.ndim
+        self.symmetric.offer(note, e)
+
+    def _replay(self, e: Expr) -> None:
+        """Record what raising ``e`` again would (children first, as raising does)."""
+        stack = [(e, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                if node in self.memo and node not in self._reached:
+                    self._reach(node, self.memo[node])
+                continue
+            if node in self._reached:
+                continue
+            stack.append((node, True))
+            stack.extend((p, False) for p in reversed(self.parts.get(node, ())))
 
     def _raise(self, e: Expr):
         op = e.op
@@ -167,7 +239,7 @@ class _Raiser:
     # reading order ----------------------------------------------------------------------------
     def rank(self, note) -> tuple:
         """Where a term's first variable stands in the input; constants last."""
-        ranks = [self.reading_order.get(n, len(self.reading_order)) for n in names(note)]
+        ranks = [self.reading_order.get(n, len(self.reading_order)) for n in name_set(note)]
         return (min(ranks) if ranks else len(self.reading_order) + 1, weight(note))
 
     def factor_sum(self, terms: list[Mono]):
@@ -239,7 +311,7 @@ class _Raiser:
             s = f.args[0] if in_diag else f
             if isinstance(s, Sum):
                 negative = [t for t in s.terms if t.coef < 0]
-                if len(negative) == 1 and not names(negative[0]):
+                if len(negative) == 1 and not name_set(negative[0]):
                     flipped = self.factor_sum([Mono(-t.coef, t.scalars, t.chain, t.den)
                                                for t in s.terms])
                     flipped = Call("diag", (flipped,)) if in_diag else flipped

@@ -52,7 +52,7 @@ UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
 _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isalpha()} | {
     "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
     "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}",
-    "vec": r"\operatorname{vec}"}
+    "vec": r"\operatorname{vec}", "d": r"\mathrm{d}"}  # d(u): a differential (explain/)
 _DIRECTION = re.compile(r"d([A-Za-z]|" + "|".join(LETTER_OF) + r")(?:_(\d+))?")  # dX, dSigma
 _SUBSCRIPT = dict(zip("0123456789aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
 _SIZED_SYMBOLS = {"eye": "I", "commutation": "K"}

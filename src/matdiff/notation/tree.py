@@ -1,44 +1,67 @@
 """The notation tree: matrix notation as a person writes it, between raising and rendering.
 
 Nodes are frozen dataclasses, so equal notation compares equal (factoring relies on it).
+A node caches its hash, size and variable names: factoring and naming ask for them of every
+part, and computing them afresh walks the whole part each time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 
 
-@dataclass(frozen=True)
+def _note(cls):
+    """A frozen dataclass whose hash is computed once (it is the hash of its fields)."""
+    cls = dataclass(frozen=True)(cls)
+    by_fields = cls.__hash__
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = by_fields(self)
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict:  # a pickle carries the fields, not the caches (a str
+        return {name: getattr(self, name) for name in cls.note_fields}  # hash is per process)
+
+    cls.__hash__ = __hash__
+    cls.__getstate__ = __getstate__
+    cls.note_fields = tuple(f.name for f in fields(cls))
+    return cls
+
+
+@_note
 class Num:
     value: Fraction
 
 
-@dataclass(frozen=True)
+@_note
 class Sym:
     """A variable or named constant (``pi``, ``eye``)."""
     name: str
 
 
-@dataclass(frozen=True)
+@_note
 class Call:
     fn: str
     args: tuple
 
 
-@dataclass(frozen=True)
+@_note
 class Transpose:
     arg: object
 
 
-@dataclass(frozen=True)
+@_note
 class Power:
     base: object
     exponent: object
     elementwise: bool
 
 
-@dataclass(frozen=True)
+@_note
 class Mono:
     """coef * scalars * chain / den: scalar factors first, then the matrix/vector product in
     order; the denominators are scalars."""
@@ -48,26 +71,26 @@ class Mono:
     den: tuple = ()
 
 
-@dataclass(frozen=True)
+@_note
 class Hadamard:
     """factors[0] .* factors[1] .* ... ./ den[0] ./ ..."""
     factors: tuple
     den: tuple = ()
 
 
-@dataclass(frozen=True)
+@_note
 class Sum:
     terms: tuple  # of Mono
 
 
-@dataclass(frozen=True)
+@_note
 class Indexed:
     """base[i, j] in index notation; ``base`` None for the identity written delta(i, j)."""
     base: object
     indices: tuple
 
 
-@dataclass(frozen=True)
+@_note
 class IndexForm:
     """An index-notation product-sum ``D[out] = sum of coef * prod Indexed``; summed indices
     are those not in ``out``."""
@@ -75,7 +98,7 @@ class IndexForm:
     terms: tuple  # of Mono whose factors are Indexed / scalar notation
 
 
-@dataclass(frozen=True)
+@_note
 class Where:
     """``body where names[0] = values[0], ...``: names for repeated parts."""
     body: object
@@ -141,7 +164,7 @@ def children(note) -> list:
     if isinstance(note, (Sym, Num)):
         return []
     out = []
-    for value in vars(note).values():
+    for value in (getattr(note, name) for name in note.note_fields):
         if isinstance(value, tuple):
             out.extend(v for v in value if not isinstance(v, (str, Fraction)))
         elif value is not None and not isinstance(value, (str, Fraction, bool)):
@@ -150,14 +173,39 @@ def children(note) -> list:
 
 
 def names(note) -> list[str]:
-    if isinstance(note, Sym):
-        return [note.name]
-    return [n for c in children(note) for n in names(c)]
+    """The variable names in ``note``, each as often as it is written, in reading order."""
+    found, stack = [], [note]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Sym):
+            found.append(n.name)
+        else:
+            stack.extend(reversed(children(n)))
+    return found
+
+
+def name_set(note) -> frozenset[str]:
+    """The distinct variable names in ``note``."""
+    cached = note.__dict__.get("_names")
+    if cached is None:
+        if isinstance(note, Sym):
+            cached = frozenset((note.name,))
+        else:
+            cached = frozenset()
+            for c in children(note):
+                inner = name_set(c)
+                cached = inner if inner >= cached else cached | inner
+        object.__setattr__(note, "_names", cached)
+    return cached
 
 
 def weight(note) -> int:
     """Size of a notation tree: simpler factors are written first."""
-    return 1 + sum(weight(c) for c in children(note))
+    cached = note.__dict__.get("_weight")
+    if cached is None:
+        cached = 1 + sum(weight(c) for c in children(note))
+        object.__setattr__(note, "_weight", cached)
+    return cached
 
 
 def transposes(factors) -> int:

@@ -40,6 +40,9 @@ class Compiled:
                 if isinstance(d, str) and d not in seen:
                     seen.add(d)
                     self._size_sources.append((d, name_, axis))
+        # the sizes as one expression: a call's fixed cost is a few attribute reads, not a loop
+        items = "".join(f"a[{name!r}].shape[{axis}], " for _, name, axis in self._size_sources)
+        self._key: Callable[[Mapping], tuple] = eval(f"lambda a: ({items})")  # noqa: S307
 
     def _dims(self) -> set[str]:
         return {d for shape in self.shapes.values() for d in shape if isinstance(d, str)}
@@ -48,8 +51,15 @@ class Compiled:
         """The planned function; its docstring (the formula, costly to print) on request."""
         with budget.request():  # keeps the nodes planning builds alive while it runs
             program = lower_program(self.roots, sizes)
-        doc = (self.doc() if callable(self.doc) else self.doc) if documented else ""
-        return Function(self.name, program, self.shapes, doc)
+        return Function(self.name, program, self.shapes, self._doc() if documented else "")
+
+    def _doc(self) -> str:
+        if not callable(self.doc):
+            return self.doc
+        try:
+            return self.doc()
+        except MatdiffError as err:     # a value with no printed form still has its code
+            return f"{self.name}: (no printed form: {err.message})"
 
     def bound_sizes(self, sizes: Mapping[str, int] | None = None) -> dict[str, int]:
         """Every symbolic size: as given, else DEFAULT_SIZE."""
@@ -65,8 +75,8 @@ class Compiled:
 
     def _prepare(self, arrays: Mapping[str, object]) -> Callable:
         try:
-            key = tuple(arrays[name].shape[axis] for _, name, axis in self._size_sources)
-        except (KeyError, AttributeError, IndexError):
+            key = self._key(arrays)
+        except (KeyError, AttributeError, IndexError, TypeError):
             key = self._sizes_slowly(arrays)
         fn = self._cache.get(key)
         if fn is None:

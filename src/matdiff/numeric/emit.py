@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..core.ir import PRIMITIVES, Dim, Expr, shape_text, topological, variables
+from ..core.ir import PRIMITIVES, Dim, DimProduct, Expr, shape_text, topological, variables
 from .plan import Program, solve_side, symmetric
 
 BACKENDS = ("numpy", "jax", "torch")
@@ -92,11 +92,13 @@ def dialect(backend: str) -> _Dialect:
 _CHO_INVERSE = '''
 
 def _cho_inverse(chol):
-    """inv(S) from the lower Cholesky factor of S (LAPACK potri fills one triangle)."""
+    """inv(S) from the lower Cholesky factor of S (numpy's, zero above the diagonal): LAPACK
+    potri fills the lower triangle and leaves those zeros, so one transposed add completes it."""
     inverse, info = lapack.dpotri(chol, lower=1)
     if info:
         raise np.linalg.LinAlgError("the matrix is singular")
-    return np.tril(inverse) + np.tril(inverse, -1).T
+    inverse += np.tril(inverse, -1).T
+    return inverse
 '''
 
 
@@ -179,6 +181,8 @@ class _Writer:
     # naming ---------------------------------------------------------------------------------
 
     def size(self, dim: Dim) -> str:
+        if isinstance(dim, DimProduct):     # the m*n rows of kron(A, B): folded at run time
+            return "(" + " * ".join(self.size(f) for f in dim.factors) + ")"
         return str(dim) if isinstance(dim, int) else self.dim_names[dim]
 
     def shape(self, dims: Sequence[Dim]) -> str:
@@ -241,7 +245,9 @@ class _Writer:
 
     def node(self, node: Expr) -> None:
         op, d = node.op, self.d
-        if op == "var":
+        if op not in ("num", "const") and _constant(node):
+            self.names[id(node)] = _number_literal(_fold(node))  # log(2*pi) once, here
+        elif op == "var":
             self.names[id(node)] = node.data[0]
         elif op == "num":
             self.names[id(node)] = _number(node.data)
@@ -273,6 +279,8 @@ class _Writer:
                         "logdet")
         elif op == "inv":
             self.inverse(node)
+        elif op == "merge":
+            self.merge(node)
         else:
             self.primitive(node)
 
@@ -311,9 +319,25 @@ class _Writer:
             self.lines.append(f"{sign}, {value} = {m}.linalg.slogdet({args[0]})")
             nan = "math.nan" if d.name != "torch" else f"torch.full_like({value}, math.nan)"
             expr = f"{m}.where({sign} > 0, {value}, {nan})"
+        elif op == "mpow":  # A^k by repeated squaring, as the IR keeps it one node
+            expr = {"numpy": "np.linalg.matrix_power", "jax": "jnp.linalg.matrix_power",
+                    "torch": "torch.linalg.matrix_power"}[d.name] + \
+                f"({args[0]}, {int(node.args[1].data)})"
         else:
             raise NotImplementedError(op)
         self.assign(node, expr, "e" if PRIMITIVES[op].elementwise else "t")
+
+    def merge(self, node: Expr) -> None:
+        """Groups of axes flattened column-major (vec, kron): each group's axes reversed, so
+        that its first runs fastest, then one C-order reshape."""
+        perm, start = [], 0
+        for g in node.data:
+            perm.extend(range(start + g - 1, start - 1, -1))
+            start += g
+        x = self.ref(node.args[0])
+        if perm != sorted(perm):
+            x = self.d.transpose(x, perm)
+        self.assign(node, f"{x}.reshape{self.shape(node.shape)}")
 
     def inverse(self, node: Expr) -> None:
         if id(node) in self.p.solved:
@@ -470,6 +494,21 @@ class _Writer:
                 terms.append(f"{eye}[{', '.join(pattern)}]")
         product = " * ".join(terms)
         self.assign(node, f"{self.d.mod}.broadcast_to({product}, {self.shape(node.shape)})")
+
+
+def _constant(node: Expr) -> bool:
+    """A scalar computed from numbers and named constants only (no variable, no size)."""
+    return not node.shape and all(n.op not in ("var", "dim") and not n.shape
+                                  for n in topological(node))
+
+
+def _fold(node: Expr) -> float:
+    from .codegen import compile_numpy
+    return float(compile_numpy(node, {})())
+
+
+def _number_literal(value: float) -> str:
+    return repr(value) if value >= 0 or value != value else f"({value!r})"
 
 
 def _is_view(node: Expr) -> bool:

@@ -36,10 +36,23 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..core.ir import Dim, Expr, Index, add, apply, einsum, index_dims, num, topological
+from ..core.ir import (
+    Dim,
+    Expr,
+    Index,
+    add,
+    apply,
+    dim_size,
+    einsum,
+    index_dims,
+    num,
+    relabel,
+    topological,
+)
 from ..core.simplify import is_positive
 
 Factor = tuple[Expr, tuple[Index, ...]]
+DISTRIBUTE_GAIN = 0.75   # a contraction is distributed over a sum only when clearly cheaper
 
 
 @dataclass
@@ -53,7 +66,7 @@ class Program:
     solved: frozenset[int]   # ids of inv nodes used only as inv(A)*B: written as solves
 
     def size_of(self, d: Dim) -> int:
-        return d if isinstance(d, int) else self.sizes[d]
+        return dim_size(d, self.sizes)
 
 
 def lower_program(roots: Sequence[Expr], sizes: Mapping[str, int]) -> Program:
@@ -96,17 +109,22 @@ class _Lowering:
         for root in roots:
             self.uses[id(root)] += 1
         self.sum_terms = {id(a) for n in nodes if n.op == "sum" for a in n.args}
+        self.factors = {id(a) for n in nodes if n.op == "einsum" for a in n.args}
         # bottom up, so lower()'s recursion stays shallow; a sum's single-use contractions
-        # are lowered by the sum, which folds its coefficients into them
+        # are lowered by the sum, which folds its coefficients into them, and a contraction's
+        # single-use sums by the contraction, which may distribute over them
         for node in nodes:
-            if not self._folded_by_sum(node):
+            if not self._folded_by_sum(node) and not self._distributable(node):
                 self.lower(node)
 
     def size(self, d: Dim) -> int:
-        return d if isinstance(d, int) else self.sizes[d]
+        return dim_size(d, self.sizes)
 
     def _folded_by_sum(self, node: Expr) -> bool:
         return node.op == "einsum" and id(node) in self.sum_terms and self._single_use(node)
+
+    def _distributable(self, node: Expr) -> bool:
+        return node.op == "sum" and id(node) in self.factors and self._single_use(node)
 
     def lower(self, node: Expr) -> Expr:
         done = self.memo.get(node)
@@ -132,8 +150,12 @@ class _Lowering:
 
     # sums ------------------------------------------------------------------------------------
 
-    def linear_combination(self, terms: list[tuple[Fraction, Expr]]) -> Expr:
-        terms = _distribute(terms, self._single_use)
+    def linear_combination(self, terms: list[tuple[Fraction, Expr]],
+                           factored: bool = True) -> Expr:
+        """The sum's terms lowered; with ``factored``, terms sharing a matrix factor combined
+        first (a distributed contraction's terms are not: that is what it undid)."""
+        if factored:
+            terms = _distribute(terms, self._single_use)
         lowered = []
         for c, t in terms:
             if t.op == "einsum" and self._single_use(t):
@@ -153,6 +175,10 @@ class _Lowering:
 
     def contraction(self, factors: list[Factor], out: tuple[Index, ...],
                     coefficient: Fraction = Fraction(1)) -> Expr:
+        expanded = self.distributed(factors, out)
+        if expanded is not None:
+            return self.linear_combination([(c * coefficient, t) for c, t in expanded],
+                                           factored=False)
         shape = tuple(index_dims(factors)[i] for i in out)
         factors, merged_out = _without_identities(factors, out)
         out_core = tuple(dict.fromkeys(merged_out))
@@ -170,6 +196,58 @@ class _Lowering:
         if core_out == out:
             return core
         return Expr("embed", (core,), (core_out, merged_out), shape)
+
+    def distributed(self, factors: list[Factor], out: tuple[Index, ...]
+                    ) -> list[tuple[Fraction, Expr]] | None:
+        """The contraction as a sum of contractions, one per term of a single-use sum factor,
+        where that costs less: (T - U*V')*V = T*V - U*(V'*V) never forms the n×m matrix."""
+        for k, (x, idx) in enumerate(factors):
+            if x.op != "sum" or not self._single_use(x) or x.ndim == 0:
+                continue
+            fresh = iter(range(max(i for _, ix in factors for i in ix) + 1, 1 << 30))
+            rest = factors[:k] + factors[k + 1:]
+            terms, cost_terms = [], 0
+            for c, t in zip(x.data, x.args):
+                if t.op == "einsum" and self._single_use(t):
+                    labels = relabel(t, idx, fresh)
+                    inner = [(a, tuple(labels[i] for i in ix))
+                             for a, ix in zip(t.args, t.data[0])]
+                    cost_terms += self.cost(list(zip(t.args, t.data[0])), t.data[1])
+                else:
+                    inner = [(t, idx)]
+                terms.append((Fraction(c), inner + rest))
+            factored = (cost_terms + len(x.args) * self.volume(x.shape)
+                        + self.cost([(x, idx)] + rest, out))
+            expanded = sum(self.cost(fs, out) for _, fs in terms)
+            expanded += (len(terms) - 1) * self.volume(index_dims(factors)[i] for i in out)
+            if expanded < DISTRIBUTE_GAIN * factored:
+                return [(c, einsum(fs, out)) for c, fs in terms]
+        return None
+
+    def volume(self, shape: Iterable[Dim]) -> int:
+        return math.prod(self.size(d) for d in shape)
+
+    def cost(self, factors: list[Factor], out: tuple[Index, ...]) -> int:
+        """The entries a contraction's pairwise plan touches, identities and ones vectors
+        aside: the measure for choosing between its factored and distributed forms."""
+        factors, merged_out = _without_identities(factors, out)
+        tensors = [(x, idx) for x, idx in factors if idx]
+        tensors, _ = _without_ones(tensors, tuple(dict.fromkeys(merged_out)))
+        if not tensors:
+            return 1
+        dims = {i: self.size(d) for x, idx in tensors for i, d in zip(idx, x.shape)}
+        core_out = tuple(i for i in dict.fromkeys(merged_out) if i in dims)
+        steps = _contraction_order([idx for _, idx in tensors], core_out, dims)
+        if not steps:
+            return _volume(tensors[0][1], dims)
+        operands, total = [idx for _, idx in tensors], 0
+        for positions, keep in steps:
+            picked = [operands[p] for p in positions]
+            for p in sorted(positions, reverse=True):
+                del operands[p]
+            total += _volume({i for ix in picked for i in ix}, dims)
+            operands.append(keep)
+        return total
 
     def scalar_product(self, scalars: list[Expr], coefficient: Fraction) -> Expr | None:
         """One node for the product of scalar factors (None when it is 1), the factors that

@@ -12,15 +12,40 @@ from fractions import Fraction
 
 from .. import budget
 from ..core import ir
+from ..core.differentiate import derivative
 from ..core.ir import Expr, einsum, num
-from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
-from .types import Decl
+from ..errors import MatdiffError
+from .parse import (
+    DIFFERENTIAL,
+    Binary,
+    Call,
+    Name,
+    Node,
+    Num,
+    Transpose,
+    Unary,
+    children,
+    post_order,
+)
+from .types import TANGENT_PROPERTIES, Decl, direction_base
 
 
-def lower(root: Node, variables: dict[str, Decl]) -> Expr:
-    """The IR of a typed tree (``types.infer`` has set every node's shape and orientation)."""
+def lower(root: Node, variables: dict[str, Decl], wrt: str | None = None) -> Expr:
+    """The IR of a typed tree (``types.infer`` has set every node's shape and orientation).
+
+    ``wrt`` is the variable X of the derivation that a differential d(u) is taken along (in
+    the direction dX, every other variable constant); without it, the expression's only
+    variable."""
     value: dict[int, Expr | list] = {}
     for node in post_order(root):
+        if isinstance(node, Call) and node.fn == DIFFERENTIAL:
+            u = _built(value.pop(id(node.args[0])))
+            if wrt is not None and wrt not in variables:
+                value[id(node)] = ir.zero(u.shape)  # u does not use X: d(a'*dX*b) = 0
+                continue
+            x, dx = differential_variables(node, variables, wrt)
+            value[id(node)] = derivative(u, x, dx)
+            continue
         if isinstance(node, Binary) and node.op in ("+", "-"):
             # a + b - c + ... gathers its terms first: one sum node, built once
             left, right = value.pop(id(node.left)), _built(value.pop(id(node.right)))
@@ -92,6 +117,28 @@ def _built(v: Expr | list) -> Expr:
 
 def variable(decl: Decl) -> Expr:
     return ir.var(decl.name, decl.shape, decl.props)
+
+
+def differential_variables(node: Node, variables: dict[str, Decl],
+                           wrt: str | None) -> tuple[Expr, Expr]:
+    """The variable X a differential d(u) is taken by and its direction dX (the name dX from
+    the text where it appears there, else a new direction in X's space)."""
+    if wrt is None:
+        candidates = [n for n in variables if direction_base(n, set(variables)) is None]
+        if len(candidates) != 1:
+            raise MatdiffError("d(...) needs the variable it differentiates by",
+                               column=node.pos, hint="pass wrt, as in parse('d(inv(X))', "
+                               "wrt='X') or --wrt X")
+        wrt = candidates[0]
+    x = variable(variables[wrt])
+    name = f"d{wrt}"
+    if name in variables:
+        dx = variable(variables[name])
+        if dx.shape != x.shape:
+            raise MatdiffError(f"{name} is the direction of d(...) but has another shape than "
+                               f"{wrt}", column=node.pos, hint=f"rename the variable {name}")
+        return x, dx
+    return x, ir.var(name, x.shape, x.data[1] & TANGENT_PROPERTIES)
 
 
 def _lower_node(node: Node, args: list[Expr], variables: dict[str, Decl]) -> Expr:

@@ -29,6 +29,9 @@ FUNCTIONS = ("inv", "det", "logdet", "tr", "sum", "norm1", "norm2", "diag", "exp
              "cos", "tan", "tanh", "sqrt", "abs", "sign", "relu", "vector", "matrix", "vec",
              "kron", "commutation")
 CONSTANTS = ("pi", "eye")
+# d(u) is the differential of u in the direction of the derivation's variable (dX for wrt X);
+# only a call is: `d` alone stays an ordinary name (a scalar by its letter)
+DIFFERENTIAL = "d"
 FILLED = ("vector", "matrix")  # vector(c) / matrix(c): filled with the literal c, size from context
 # eye(n), vector(c, n), matrix(c, m, n): the size stated, for where nothing around implies it
 SIZE_COUNT = {"eye": 1, "vector": 1, "matrix": 2}
@@ -146,6 +149,11 @@ class _BuildTree(Transformer):
                                    column=_column(fn), hint="write commutation(m, n) for the "
                                    "matrix K with K*vec(A) = vec(A') for an m×n matrix A")
             return Call(pos=_column(fn), fn="commutation", sizes=_sizes(args))
+        if fn == DIFFERENTIAL:
+            if len(args) != 1:
+                raise MatdiffError(f"d takes one argument, not {len(args)}", column=_column(fn),
+                                   hint="write d(u) for the differential of u, as in d(inv(X))")
+            return Call(pos=_column(fn), fn=DIFFERENTIAL, args=args)
         if fn in CONSTANTS:
             raise MatdiffError(f"{fn} is a constant and takes no argument", column=_column(fn))
         if fn not in FUNCTIONS:

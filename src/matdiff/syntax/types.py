@@ -795,6 +795,7 @@ _FUNCTION_RULES = {
     "norm2": _Inference._to_scalar, "diag": _Inference._diag,
     "vector": _Inference._filled, "matrix": _Inference._filled, "eye": _Inference._filled,
     "commutation": _Inference._commutation, "kron": _Inference._kron, "vec": _Inference._vec,
+    "d": _Inference._same,  # the differential d(u) has u's type
     **{fn: _Inference._same for fn in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs",
                                        "sign", "relu")},
 }
@@ -806,6 +807,8 @@ def with_stated_sizes(text: str, decls: dict[str, Decl], shape: tuple) -> str:
     """``text`` (an expression of the given ``shape``) with the size written into each ``eye``,
     ``vector(c)`` and ``matrix(c)`` that the text itself leaves open (``2*a*eye`` becomes
     ``2*a*eye(n)``), so that it reads back without knowing the shape it should have."""
+    if not _MAYBE_UNSIZED.search(text):
+        return text  # every eye sized, no vector or matrix: reading it back would change nothing
     # our own output, bounded by the output length, may have more parts than an input may
     with budget.limits(parts=max(budget.current().parts, len(text))):
         root = parse_text(text)
@@ -833,6 +836,9 @@ def with_stated_sizes(text: str, decls: dict[str, Decl], shape: tuple) -> str:
     for at, insert in sorted(set(edits), reverse=True):  # a where-binding's copies share
         text = text[:at] + insert + text[at:]
     return text
+
+
+_MAYBE_UNSIZED = re.compile(r"\beye\b(?!\()|\b(?:vector|matrix)\(")
 
 
 def _is_unsized_constant(node: Node) -> bool:
