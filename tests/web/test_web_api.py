@@ -414,3 +414,22 @@ def test_the_server_never_runs_or_unpickles_what_it_receives():
                 assert not {a.name.split(".")[0] for a in node.names} & unsafe_modules
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert node.module.split(".")[0] not in unsafe_modules, module.name
+
+
+def test_derive_serves_the_real_steps_and_entrywise_tables(client):
+    """Not a fixture: the server's own steps and tables for the Gaussian, each step's text
+    holding at a random point, and the tables' differences small."""
+    body = {"expr": GAUSSIAN, "wrt": "S", "declare": DECLARE, "steps": True,
+            "entrywise": {"size": 2, "seed": 0}}
+    answer = post(client, "derive", body)
+    assert answer.status_code == 200, answer.text
+    api = answer.json()
+    steps = api["steps"]["steps"]
+    assert 6 <= len(steps) <= 12 and api["steps_reason"] is None
+    assert steps[-1]["result"] == api["text"]
+    tables = api["entrywise"]["tables"]
+    assert {t["convention"] for t in tables} >= {"sym"}
+    assert all(t["max_difference"] <= 1e-6 for t in tables)
+    # a derivative without steps (mixed) still answers, and says why
+    mixed = post(client, "derive", {"expr": "x'*S*x", "wrt": ["x", "S"], "steps": True}).json()
+    assert mixed["steps"] is None and mixed["steps_reason"] and mixed["text"]

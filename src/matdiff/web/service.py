@@ -116,9 +116,6 @@ def derivation(p: dict) -> dict:
     body.update(views)
     if p["entrywise"] is None:
         body.update(entrywise=None, entrywise_reason="not asked for (\"entrywise\": true)")
-    elif not hasattr(type(r), "entrywise"):
-        body.update(entrywise=None, entrywise_reason="this version of matdiff has no "
-                                                     "entrywise view (Result.entrywise)")
     else:
         table, reason = _within_reserve(lambda: r.entrywise(p["entrywise"]["size"],
                                                             p["entrywise"]["seed"]).to_dict())
@@ -136,15 +133,16 @@ def _within_reserve(work):
             return work(), None
     except LimitError as err:
         return None, f"not done: {err.message}"
+    except MatdiffError as err:  # refused for this derivative (a directional one, say)
+        return None, err.message
 
 
 def _steps(r: Result, wanted: bool) -> dict:
     if not wanted:
         return {"steps": None, "steps_reason": "not asked for (\"steps\": true)"}
-    if not hasattr(type(r), "steps"):
-        return {"steps": None, "steps_reason": "this version of matdiff has no derivation "
-                                               "steps (Result.steps)"}
-    return {"steps": r.steps.to_dict(), "steps_reason": None}
+    # no steps for this kind of derivative, or no time left: the rest still shows
+    steps, reason = _within_reserve(lambda: r.steps.to_dict())
+    return {"steps": steps, "steps_reason": reason}
 
 
 def _name(name: str) -> str:
