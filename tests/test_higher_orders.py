@@ -179,3 +179,22 @@ def test_third_differential_collects_its_terms(expr, collected):
     expected = np.einsum("ijk,i,j,k->", tensor, dx, dx, dx)
     actual = matdiff.evaluate(r.text, "x: vector(n); A: matrix(n,n)", dx=dx, **values)
     assert relative_error(actual, expected) < 1e-12
+
+
+@pytest.mark.parametrize("expr, declare", [
+    ("tr(S*S*S)", "S: symmetric matrix(n,n)"),
+    ("logdet(S)", "S: symmetric posdef matrix(n,n)"),
+    ("x'*inv(S)*x", "S: symmetric posdef matrix(n,n)"),
+])
+def test_full_hessian_of_a_symmetric_variable_checks_along_symmetric_directions(expr, declare):
+    """The gradient it differentiates was simplified on symmetric matrices, so the check moves
+    along symmetric directions only; it said MISMATCH for correct Hessians before, and still
+    catches a wrong one."""
+    import dataclasses
+
+    from matdiff.core.ir import scale
+
+    r = matdiff.derive(expr, wrt="S", declare=declare, order=2, symmetric="full")
+    assert r.check().verdict == "ok"
+    wrong = dataclasses.replace(r, derivative=scale(2, r.derivative))
+    assert wrong.check().verdict == "mismatch"
