@@ -370,9 +370,9 @@ def test_the_entrywise_table_in_the_explain_format(context, server, katex):
     context.route("**/api/derive", with_table)
     page = open_page(context, server, "?expr=x'*A*x&wrt=x")
     page.locator("#entrywise-section summary").click()
-    settled(page)
     rows = page.locator("#entrywise table.entrywise tbody tr")
-    assert rows.count() == 2
+    expect(rows).to_have_count(2, timeout=WAIT_MS)  # waited for: the click starts a request
+    settled(page)
     for i, entry in enumerate(table["tables"][0]["entries"]):
         cells = rows.nth(i).locator("td").all_text_contents()
         assert cells[0] == entry["label"]
