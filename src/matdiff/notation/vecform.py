@@ -77,10 +77,14 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
     if inner is not None:  # F = vec(G): d vec(F) = d vec(G), so J is G's
         raise_matrix = matrix_raiser(reading_order)
         return vec_form(inner, lambda: raise_matrix(inner), inner.ndim - ncol, reading_order)
-    if nrow == 0 and ncol == 2:  # a scalar's gradient G as the row vec(G)'
-        vec_g = _vec_of_gradient(derivative, notation, reading_order)
-        if vec_g is not None:
-            return VecForm(transposed_note(vec_g), shape)
+    if nrow == 0 and ncol == 2 and not _has_matrix_form(notation):
+        # a gradient G with no notation of its own may be the reshaping of a vector (the
+        # gradient of vec(X)'*W*vec(X)): its row vec(G)' simplified and raised as it is
+        try:
+            vec_g = matrix_raiser(reading_order)(simplify(merge(derivative, (2,))))
+        except NoMatrixForm:
+            return "the derivative has no matrix form"
+        return VecForm(transposed_note(vec_g), shape)
     try:
         if nrow + ncol > 2 and nrow:
             return VecForm(kron_form(derivative, nrow, ncol,
@@ -102,19 +106,11 @@ def vec_form(derivative: Expr, notation: Callable[[], object], nrow: int,
         return "no Kronecker form: a Kronecker operand has no matrix form"
 
 
-def _vec_of_gradient(g: Expr, notation: Callable[[], object], reading_order):
-    """vec(G) for a gradient G: from G's notation, or, where G has none (it is the reshaping
-    of a vector: the gradient of vec(X)'*W*vec(X)), vec(G) simplified and raised itself."""
+def _has_matrix_form(notation: Callable[[], object]) -> bool:
     try:
-        note = notation()
+        return not isinstance(notation(), IndexForm)
     except MatdiffError:
-        note = None
-    if note is not None and not isinstance(note, IndexForm):
-        return Call("vec", (sized(note, g.shape),))
-    try:
-        return matrix_raiser(reading_order)(simplify(merge(g, (2,))))
-    except NoMatrixForm:
-        return None
+        return False
 
 
 def _unvec(d: Expr, nrow: int) -> Expr | None:
