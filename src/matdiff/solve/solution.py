@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..api import Form, Result, _style
+from ..api import Form, Result, _Printed, _style
 from ..core import ir
 from ..core.ir import Expr
 from ..errors import MatdiffError
@@ -33,7 +33,7 @@ class Step:
 
 
 @dataclass
-class Solution:
+class Solution(_Printed):
     """The stationary point: ``text`` / ``latex`` / ``unicode`` (one ``x = ...`` line per
     unknown, in solving order), ``steps``, ``forms`` (each closed form as a Form),
     ``values(**data)`` / ``numpy()``, ``check(seed)``. Where no closed form was found,
@@ -62,18 +62,6 @@ class Solution:
         _style(style)
         return "\n".join(f"{render_name(u, style)} = {self.forms[u].in_style(style)}"
                          for u in self.unknowns)
-
-    @property
-    def text(self) -> str:
-        return self.in_style("text")
-
-    @property
-    def latex(self) -> str:
-        return self.in_style("latex")
-
-    @property
-    def unicode(self) -> str:
-        return self.in_style("unicode")
 
     def __str__(self) -> str:
         return self.text
