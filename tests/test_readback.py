@@ -89,6 +89,10 @@ def printed_forms(case: Case, order: int) -> list[tuple[str, str, np.ndarray]] |
 _DOUBLE_SUPERSCRIPT = re.compile(r"\^(\{(?:[^{}]|\{[^{}]*\})*\}|\\top|[0-9A-Za-z])\^")
 
 
+# 2*1 or 1*3 in printed text: a coefficient left beside a number instead of folded into it
+_NUMBER_TIMES_NUMBER = re.compile(r"(?<![\w.^])\d+\*\d+(?![\w.(^])")
+
+
 def _unsized(latex: str) -> bool:
     """Whether a LaTeX form has a ones array or identity without its size (\\mathbf{1}, I):
     where nothing around them fixes it, reading it back cannot know the size."""
@@ -104,6 +108,9 @@ def check_case(case: Case, order: int) -> list[str] | None:
     problems = []
     for what, text, expected, values, r in forms:
         declare = case.declare if case.fully_declared else r.declaration
+        if not what.endswith("latex") and _NUMBER_TIMES_NUMBER.search(text):
+            problems.append(f"{what} multiplies two numbers (not folded): {text}")
+            continue
         if what.endswith("latex") and _DOUBLE_SUPERSCRIPT.search(text):
             problems.append(f"{what} has a double superscript, which LaTeX rejects: {text}")
             continue

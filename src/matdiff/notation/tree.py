@@ -117,6 +117,8 @@ EYE = Sym("eye")
 def mono(x, scalar: bool) -> Mono:
     if isinstance(x, Mono):
         return x
+    if isinstance(x, Num):  # a number is a coefficient: 2*1 is 2
+        return Mono(x.value, ())
     return Mono(Fraction(1), (x,)) if scalar else Mono(Fraction(1), (), (x,))
 
 
