@@ -329,6 +329,8 @@ class Result(_Printed):
     def _matrix_form(self) -> bool:
         """Whether the derivative itself raises to matrix notation (a tensor with merged
         axes, of kron or vec, may have neither a matrix nor an index form)."""
+        if self.derivative.ndim > 2:
+            return False  # raised to index notation at best: not raised just to learn that
         try:
             return not isinstance(self.notation, IndexForm)
         except MatdiffError:
@@ -866,9 +868,15 @@ def _convention_of(decl: Decl, symmetric: str) -> str | None:
 
 def _differentiate(f: Expr, x: Expr, source: str, direction: Expr | None = None) -> Expr:
     try:
-        d = simplify(derivative(f, x, direction))
+        raw = derivative(f, x, direction)
     except NotDifferentiable as err:
         raise err.at_call(err.function, source) from None
+    # distinct nodes undercount the work: a sum of n products of n factors each has few
+    # nodes but n^2 links, and simplifying and printing walk every link
+    links = sum(len(node.args) for node in ir.topological(raw))
+    budget.check("ir_links", links, f"the derivative, {links:,} links between its parts "
+                 "before simplifying,")
+    d = simplify(raw)
     _check_size(d)
     return d
 

@@ -36,6 +36,8 @@ class Limits:
     integer_digits: int = 600       # decimal digits of an exact number (and of a folded one)
     power: int = 100_000            # an integer exponent (A^k, x^k)
     ir_nodes: int = 50_000          # distinct nodes of a derivative
+    ir_links: int = 200_000         # links from a derivative's nodes to their arguments, as
+    #                                 built: what each pass over it walks (n^2 terms of n factors)
     output_length: int = 1_000_000  # characters of a printed result
     dimension: int = 1_000_000      # a declared or passed dimension size
     array_elements: int = 10_000_000  # entries of one array matdiff evaluates or builds

@@ -9,6 +9,7 @@ import os
 import sys
 import traceback
 
+from . import budget
 from .api import CONVENTIONS, LAYOUTS, Result, derive
 from .core.ir import shape_text
 from .errors import MatdiffError, printable, shorten
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "em":
             from .em.demo import run  # the estimator stack loads only for this command
             return run(args.out, args.seed)
-        return _derive(args)
+        with budget.request():  # one deadline for the whole report, not one per part of it
+            return _derive(args)
     except MatdiffError as err:
         print(f"matdiff: error: {err}", file=sys.stderr)
         pointer = err.pointer()

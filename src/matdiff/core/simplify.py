@@ -271,7 +271,10 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
 
 
 def _distributable(x: Expr) -> bool:
-    return x.ndim > 2 or any(_has_identity(t) for t in x.args)
+    known = x.cache.get("distributable")  # asked of each factor of each term of a long sum
+    if known is None:
+        known = x.cache["distributable"] = x.ndim > 2 or any(_has_identity(t) for t in x.args)
+    return known
 
 
 def _has_identity(t: Expr) -> bool:
@@ -421,12 +424,16 @@ def _split_merged_indices(flat: list[Factor], out: tuple[Index, ...],
                           dims: dict[Index, Dim]) -> bool:
     """A summed index that only merged axes of the same inner dimensions carry is summed over
     those dimensions instead: vec(X)'*vec(Y) is sum(X.*Y), kron(A, B) meets vec(X) entrywise."""
-    summed = sorted({i for _, idx in flat for i in idx} - set(out))
+    # each summed index visits only the factors that carry it (a long chain was quadratic)
+    carriers: dict[Index, list[int]] = {}
+    for n, (_, idx) in enumerate(flat):
+        for i in dict.fromkeys(idx):
+            carriers.setdefault(i, []).append(n)
+    summed = sorted(set(carriers) - set(out))
     for c in summed:
         inner_dims, sites = None, []
-        for n, (x, idx) in enumerate(flat):
-            if c not in idx:
-                continue
+        for n in carriers[c]:
+            x, idx = flat[n]
             if x.op != "merge":
                 break
             for pos, i in enumerate(idx):
@@ -606,6 +613,8 @@ def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
 
     ordered = sorted(flat, key=shallow_key)
     groups = [list(g) for _, g in itertools.groupby(ordered, key=shallow_key)]
+    if math.prod(math.factorial(len(g)) for g in groups if len(g) <= 5) > MAX_ARRANGEMENTS:
+        return _greedy_order(groups, position, out)
     choices = []
     for g in groups:
         perms = list(itertools.permutations(g)) if len(g) <= 5 else [tuple(g)]
@@ -635,6 +644,38 @@ def _canonical_order(flat: list[Factor], out: tuple[Index, ...]):
                 best = (enc, encoded, labels)
     _, encoded, labels = best
     return [(x, lab) for _, lab, x, _ in encoded], tuple(labels[i] for i in out)
+
+
+def _greedy_order(groups: list[list[Factor]], position: dict[Index, int],
+                  out: tuple[Index, ...]):
+    """``_canonical_order`` where its arrangements are too many to try: each tied factor in
+    turn is the one (and the orientation) whose labels come smallest after those already
+    placed, in time linear in the factors, not in their arrangements (the Hessian of a deep
+    nesting has dozens of pairs of tied factors: 2^k arrangements, 200 of them tried at a
+    cost linear in the factors each)."""
+    labels = dict(position)
+    placed: list[Factor] = []
+    for group in groups:
+        left = list(group)
+        while left:
+            best = None
+            for n, (x, idx) in enumerate(left if len(left) <= 64 else left[:1]):
+                for flip in ((False, True) if x.ndim == 2 and is_symmetric(x) else (False,)):
+                    oriented = idx[::-1] if flip else idx
+                    new: dict[Index, int] = {}
+                    for i in oriented:
+                        if i not in labels and i not in new:
+                            new[i] = len(labels) + len(new)
+                    lab = tuple(labels[i] if i in labels else new[i] for i in oriented)
+                    if best is None or lab < best[0]:
+                        best = (lab, n, oriented)
+            lab, n, oriented = best
+            x, _ = left.pop(n)
+            for i in oriented:
+                if i not in labels:
+                    labels[i] = len(labels)
+            placed.append((x, lab))
+    return placed, tuple(labels[i] for i in out)
 
 
 # ----------------------------------------------------------------------------------------------

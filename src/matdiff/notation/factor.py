@@ -274,21 +274,32 @@ def _common_coefficient(coefs: list[Fraction]) -> Fraction:
 
 
 def _common_multiset(lists: list[list]) -> list:
+    """The factors every list has (as many times as each has them), in the first's order."""
+    # counted, not searched: n terms of n factors each were n^3 comparisons
     first, *others = lists
+    left = Counter(first)
+    for other in others:
+        left &= Counter(other)
+        if not left:
+            return []
     common = []
-    pools = [list(o) for o in others]
     for f in first:
-        if all(f in pool for pool in pools):
+        if left[f] > 0:
             common.append(f)
-            for pool in pools:
-                pool.remove(f)
+            left[f] -= 1
     return common
 
 
 def _without(factors: tuple, remove: list) -> tuple:
-    out = list(factors)
-    for f in remove:
-        out.remove(f)
+    if not remove:
+        return factors
+    drop = Counter(remove)
+    out = []
+    for f in factors:
+        if drop[f] > 0:
+            drop[f] -= 1
+        else:
+            out.append(f)
     return tuple(out)
 
 

@@ -204,17 +204,18 @@ def _fit(factors: list, wanted: list, target: tuple):
 
 def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
     """Greedily name the repeated part that saves the most characters."""
+    sizes: dict = {}  # a part's printed length, asked again in each round
+    length = _length(note, bindings)
     while True:
-        counts: dict = {}
-        for root in [note] + [v for _, v in bindings]:
-            for sub in _subtrees(root):
-                if sub in shapes and not isinstance(sub, (Sym, Num)):
-                    counts[sub] = counts.get(sub, 0) + 1
+        counts = {sub: k for sub, k in _occurrences([note] + [v for _, v in bindings]).items()
+                  if sub in shapes and not isinstance(sub, (Sym, Num))}
         best = None
         for sub, k in counts.items():
             if k < 2:
                 continue
-            size = _size(sub)
+            size = sizes.get(sub)
+            if size is None:
+                size = sizes[sub] = _size(sub)
             if size >= MIN_LENGTH:
                 saving = (k - 1) * size
                 if best is None or saving > best[0]:
@@ -223,38 +224,68 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
             return note, bindings
         sub = best[1]
         name = _fresh(shapes[sub], taken)
-        shorter = _replace(note, sub, Sym(name))
-        candidate = [(n, _replace(v, sub, Sym(name))) for n, v in bindings] + [(name, sub)]
-        if _length(shorter, candidate) >= _length(note, bindings):
+        done: dict = {}  # one replacement for all the copies of a part
+        shorter = _replace(note, sub, Sym(name), done)
+        candidate = [(n, _replace(v, sub, Sym(name), done)) for n, v in bindings] + \
+            [(name, sub)]
+        new_length = _length(shorter, candidate)
+        if new_length >= length:
             return note, bindings
-        note, bindings = shorter, candidate
+        note, bindings, length = shorter, candidate, new_length
         taken.add(name)
 
 
-def _subtrees(note):
-    stack = [note]
+def _occurrences(roots: list) -> dict:
+    """How often each part is written in ``roots``, in the order a walk first meets them:
+    counted over the distinct parts (a part written k times is looked into once, not k
+    times; the tree of a long derivative is far larger than its distinct parts)."""
+    first: dict = {}  # distinct parts, as a depth-first walk of every copy first meets them
+    stack = list(reversed(roots))
     while stack:
         n = stack.pop()
-        yield n
-        stack.extend(children(n))
+        if n in first:
+            continue  # its parts were all met inside its first copy
+        first[n] = children(n)
+        stack.extend(first[n])
+    # each part's count is the sum over its parents of theirs, parents done first
+    parents: dict = dict.fromkeys(first, 0)
+    for kids in first.values():
+        for c in kids:
+            parents[c] += 1
+    counts: dict = dict.fromkeys(first, 0)
+    for r in roots:
+        counts[r] += 1
+    ready = [n for n, p in parents.items() if p == 0]
+    while ready:
+        n = ready.pop()
+        for c in first[n]:
+            counts[c] += counts[n]
+            parents[c] -= 1
+            if parents[c] == 0:
+                ready.append(c)
+    return counts
 
 
-def _replace(note, old, new):
+def _replace(note, old, new, done: dict):
     if note == old:
         return new
     if isinstance(note, (Sym, Num)):
         return note
+    known = done.get(note)
+    if known is not None:
+        return known
     values = {}
     for f in fields(note):
         v = getattr(note, f.name)
         if isinstance(v, tuple):
-            v = tuple(_replace(x, old, new) if _is_note(x) else x for x in v)
+            v = tuple(_replace(x, old, new, done) if _is_note(x) else x for x in v)
         elif _is_note(v):
-            v = _replace(v, old, new)
+            v = _replace(v, old, new, done)
         values[f.name] = v
     if isinstance(note, Sum):  # a sum's terms stay monomials
         values["terms"] = tuple(mono(t, False) for t in values["terms"])
-    return type(note)(**values)
+    replaced = done[note] = type(note)(**values)
+    return replaced
 
 
 def _is_note(v) -> bool:

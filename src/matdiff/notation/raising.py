@@ -287,6 +287,9 @@ class _Raiser:
         scalars: list = []
         by_touch: dict[tuple, list] = {}
         for component in _components(pieces, out):
+            if len(component) == 1 and not component[0].idx:
+                scalars.append(component[0].note)  # a scalar factor is its own reading
+                continue
             touched = tuple(i for i in out if any(i in p.idx for p in component))
             m = _raise_component(component, touched, fresh, self.rank, self.symmetric)
             coef *= m.coef
@@ -639,14 +642,12 @@ def _scalar_chain(factors: list[tuple]):
 
 def _trace(factors: list[tuple]):
     """tr of a closed chain, started where it reads with the fewest transposes."""
-    best = None
-    for seq in (factors, _reverse(factors)):
-        for k in range(len(seq)):
-            rotated = [f for f, _ in seq[k:] + seq[:k]]
-            key = (transposes(rotated), k)
-            if best is None or key < best[0]:
-                best = (key, rotated)
-    rotated = [f for f in best[1] if f != EYE] or [EYE]
+    # a rotation moves no transpose, so the chain starts where it was entered: trying every
+    # start was quadratic in the length of the trace
+    forward = [f for f, _ in factors]
+    backward = [f for f, _ in _reverse(factors)]
+    best = backward if transposes(backward) < transposes(forward) else forward
+    rotated = [f for f in best if f != EYE] or [EYE]
     if rotated == [EYE]:
         raise NoMatrixForm  # tr(eye) is a dimension; left to index notation
     return Call("tr", (Mono(Fraction(1), (), tuple(rotated)) if len(rotated) > 1 else rotated[0],))

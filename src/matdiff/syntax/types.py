@@ -429,6 +429,7 @@ class _Inference:
         self.dimension_names |= {d for node in nodes if isinstance(node, Call)
                                  for size in node.sizes for d in dim_names(size)}
         self.tangent_of: dict[str, str] = {}  # direction dV -> its variable V
+        self._candidates: set[str] | None = None
         for node in nodes:
             self.types[node] = self._type_of(node)
         self._refuse_clashing_dimensions()
@@ -494,9 +495,8 @@ class _Inference:
             return self.variables[node.name]
         if node.name not in self.decls and node.name in self.dimension_names:
             return _SCALAR_TYPE
-        candidates = (set(self.decls) | set(self.used)) - set(CONSTANTS) - (
-            self.dimension_names - set(self.decls))
-        base = direction_base(node.name, candidates)
+        base = direction_base(node.name, self._direction_candidates()) \
+            if node.name.startswith("d") else None
         if base is not None and node.name not in self.decls:
             # dV has V's type; V is typed first, so that both share its dimensions
             self.tangent_of[node.name] = base
@@ -511,6 +511,13 @@ class _Inference:
             return self.variables[node.name]
         self.variables[node.name] = self._new_variable(node)
         return self.variables[node.name]
+
+    def _direction_candidates(self) -> set[str]:
+        # fixed for the whole run: built once, not once per name (3,000 names were quadratic)
+        if self._candidates is None:
+            self._candidates = (set(self.decls) | set(self.used)) - set(CONSTANTS) - (
+                self.dimension_names - set(self.decls))
+        return self._candidates
 
     def _new_variable(self, node: Name, decl: Decl | None = None) -> _Type:
         name = node.name
