@@ -24,6 +24,7 @@ from .notation.factor import abbreviate
 from .notation.names import with_names
 from .notation.raising import Raiser, raise_index_form
 from .notation.render import LATEX, TEXT, UNICODE, render
+from .notation.sizes import sizes_fixed
 from .notation.tree import IndexForm, Sym
 from .notation.vecform import VecForm, transposed, vec_form
 from .numeric.check import Verdict, verify, verify_directional
@@ -124,8 +125,10 @@ class Form(_Printed):
         return self.in_style("text", plain=True)
 
     def in_style(self, style: str, plain: bool = False) -> str:
-        text = render(self.notation if plain else self.named_notation, _style(style))
-        if style != "text" or isinstance(self.notation, IndexForm):
+        note = self.notation if plain else self.named_notation
+        text = render(note, _style(style))
+        if style != "text" or isinstance(self.notation, IndexForm) or \
+                sizes_fixed(note, self.variables):
             return text
         return with_stated_sizes(text, self.variables, self.expr.shape)
 
