@@ -544,13 +544,23 @@ def topological(root: Expr) -> list[Expr]:
 
 def variables(root: Expr) -> frozenset[str]:
     """Names of the variables an expression depends on (cached per node)."""
-    for node in topological(root):
-        if "vars" in node.cache:
+    cached = root.cache.get("vars")
+    if cached is not None:
+        return cached
+    # the walk stops at nodes already known: asking of every part of a large DAG stays linear
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            node.cache["vars"] = frozenset([node.data[0]]) if node.op == "var" else \
+                frozenset().union(*(a.cache["vars"] for a in node.args))
             continue
-        if node.op == "var":
-            node.cache["vars"] = frozenset([node.data[0]])
-        else:
-            node.cache["vars"] = frozenset().union(*(a.cache["vars"] for a in node.args))
+        if id(node) in seen or "vars" in node.cache:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if "vars" not in a.cache)
     return root.cache["vars"]
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import fields
 from fractions import Fraction
 
 from ..core.ir import Expr, depends_on, einsum, power, topological
 from ..core.simplify import simplify
-from .render import TEXT, render
+from .render import renderer
 from .tree import (
     IndexForm,
     Mono,
@@ -60,7 +59,8 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
         return plain
     taken = set(taken) | name_set(plain)
     best, bindings = plain, []
-    best_length = _length(best, bindings)
+    length = _Length()
+    best_length = length(best, bindings)
     ir = derivative
     for q in _quantities(derivative, quantities, wrt):
         name = _fresh(q.ndim, taken)
@@ -75,11 +75,12 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
         if names(note).count(name) < 2:
             continue
         candidate = bindings + [(name, raise_(q, shapes_q))]
-        length = _length(note, candidate)
-        if length < best_length:
-            best, bindings, ir, shapes, best_length = note, candidate, named_ir, shapes_q, length
+        candidate_length = length(note, candidate)
+        if candidate_length < best_length:
+            best, bindings, ir, shapes = note, candidate, named_ir, shapes_q
+            best_length = candidate_length
             taken.add(name)
-    best, bindings = _name_repeats(best, bindings, shapes, taken)
+    best, bindings = _name_repeats(best, bindings, shapes, taken, length)
     if symmetric_of is not None:
         g_shapes: dict = {}
         g = raise_(symmetric_of, g_shapes)
@@ -87,9 +88,9 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
         term, flipped = Mono(Fraction(1), (), (Sym(name),)), Mono(Fraction(1), (), (
             Transpose(Sym(name)),))
         half = Mono(Fraction(1, 2), (), (Sum((term, flipped)),))
-        sym_note, sym_bindings = _name_repeats(g, [], g_shapes, taken | {name})
+        sym_note, sym_bindings = _name_repeats(g, [], g_shapes, taken | {name}, length)
         candidate = [(name, sym_note)] + sym_bindings
-        if not isinstance(g, IndexForm) and _length(half, candidate) < _length(best, bindings):
+        if not isinstance(g, IndexForm) and length(half, candidate) < length(best, bindings):
             best, bindings = half, candidate
     if not bindings:
         return best
@@ -151,13 +152,14 @@ def _absorb(root: Expr, q: Expr, name: Expr) -> Expr:
     """``root`` with ``q`` written as ``name``: the node itself, and its factors wherever a
     product contains all of them (with at least their powers)."""
     new: dict[int, Expr] = {}
+    wanted = {id(_base(a)[0]) for a in q.args}
     for node in topological(root):
         if node is q:
             new[id(node)] = name
             continue
         args = tuple(new[id(a)] for a in node.args)
         rebuilt = node if args == node.args else Expr(node.op, args, node.data, node.shape)
-        if rebuilt.op == "einsum":
+        if rebuilt.op == "einsum" and wanted <= {id(_base(a)[0]) for a in rebuilt.args}:
             rebuilt = _absorb_product(rebuilt, q, name)
         new[id(node)] = rebuilt
     return new[id(root)]
@@ -202,7 +204,7 @@ def _fit(factors: list, wanted: list, target: tuple):
 
 # --- repeated notation ------------------------------------------------------------------------
 
-def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
+def _name_repeats(note, bindings: list, shapes: dict, taken: set[str], length: _Length):
     """Greedily name the repeated part that saves the most characters."""
     while True:
         counts: dict = {}
@@ -214,7 +216,7 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
         for sub, k in counts.items():
             if k < 2:
                 continue
-            size = _size(sub)
+            size = length.size(sub)
             if size >= MIN_LENGTH:
                 saving = (k - 1) * size
                 if best is None or saving > best[0]:
@@ -225,7 +227,7 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
         name = _fresh(shapes[sub], taken)
         shorter = _replace(note, sub, Sym(name))
         candidate = [(n, _replace(v, sub, Sym(name))) for n, v in bindings] + [(name, sub)]
-        if _length(shorter, candidate) >= _length(note, bindings):
+        if length(shorter, candidate) >= length(note, bindings):
             return note, bindings
         note, bindings = shorter, candidate
         taken.add(name)
@@ -240,34 +242,61 @@ def _subtrees(note):
 
 
 def _replace(note, old, new):
-    if note == old:
-        return new
-    if isinstance(note, (Sym, Num)):
-        return note
-    values = {}
-    for f in fields(note):
-        v = getattr(note, f.name)
-        if isinstance(v, tuple):
-            v = tuple(_replace(x, old, new) if _is_note(x) else x for x in v)
-        elif _is_note(v):
-            v = _replace(v, old, new)
-        values[f.name] = v
-    if isinstance(note, Sum):  # a sum's terms stay monomials
-        values["terms"] = tuple(mono(t, False) for t in values["terms"])
-    return type(note)(**values)
+    """``note`` with each ``old`` in it written ``new``; parts without ``old`` stay the same
+    objects (so printing them again is a look-up)."""
+    done: dict[int, object] = {}
+    target = hash(old)
+
+    def walk(n):
+        key = id(n)
+        if key in done:
+            return done[key]
+        if hash(n) == target and n == old:
+            out = new
+        elif isinstance(n, (Sym, Num)):
+            out = n
+        else:
+            values, changed = {}, False
+            for name in n.note_fields:
+                v = getattr(n, name)
+                if isinstance(v, tuple):
+                    w = tuple(walk(x) if _is_note(x) else x for x in v)
+                    changed |= any(a is not b for a, b in zip(v, w))
+                elif _is_note(v):
+                    w = walk(v)
+                    changed |= w is not v
+                else:
+                    w = v
+                values[name] = w
+            if not changed:
+                out = n
+            else:
+                if isinstance(n, Sum):  # a sum's terms stay monomials
+                    values["terms"] = tuple(mono(t, False) for t in values["terms"])
+                out = type(n)(**values)
+        done[key] = out
+        return out
+
+    return walk(note)
 
 
 def _is_note(v) -> bool:
     return v is not None and not isinstance(v, (str, Fraction, bool, int))
 
 
-def _size(note) -> int:
-    return len(re.sub(r"\s+", "", render(note, TEXT)))
+class _Length:
+    """Printed lengths (whitespace aside) of the candidates of one result: they share most
+    of their parts, and each part is printed once."""
 
+    def __init__(self):
+        self.show = renderer()
 
-def _length(note, bindings: list) -> int:
-    return _size(note) + sum(len(n) + _size(v) + 2 for n, v in bindings) + (
-        5 if bindings else 0)
+    def size(self, note) -> int:
+        return len(re.sub(r"\s+", "", self.show(note)))
+
+    def __call__(self, note, bindings: list) -> int:
+        return self.size(note) + sum(len(n) + self.size(v) + 2 for n, v in bindings) + (
+            5 if bindings else 0)
 
 
 def _fresh(ndim: int, taken: set[str]) -> str:

@@ -6,6 +6,7 @@ One precedence-driven printer serves all three; a style says how each construct 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -88,6 +89,12 @@ def _unicode_name(name: str) -> str:
 
 def render(node, style: Style = TEXT) -> str:
     return _Printer(style).show(node)
+
+
+def renderer(style: Style = TEXT) -> Callable[[object], str]:
+    """``render`` for many notes that share parts (names.py measures each candidate): a node
+    met again is not printed again."""
+    return _Printer(style).show
 
 
 def _inline_chain(chain: tuple) -> list:
