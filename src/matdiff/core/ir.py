@@ -99,7 +99,9 @@ class Expr:
     """
 
     __slots__ = ("op", "args", "data", "shape", "cache", "__weakref__")
-    _interned: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
+    # fields -> a weak reference to the node, dropped when the node dies (a plain dict of
+    # KeyedRefs: WeakValueDictionary.get is Python code, and every construction looks up)
+    _interned: dict[tuple, weakref.KeyedRef] = {}
 
     op: str
     args: tuple[Expr, ...]
@@ -110,12 +112,13 @@ class Expr:
     def __new__(cls, op: str, args: tuple[Expr, ...] = (), data: object = None,
                 shape: tuple[Dim, ...] = ()) -> Expr:
         key = (op, args, data, shape)
-        node = cls._interned.get(key)
+        ref = cls._interned.get(key)
+        node = None if ref is None else ref()
         if node is None:
             node = object.__new__(cls)
             node.op, node.args, node.data, node.shape = op, args, data, shape
             node.cache = {}
-            cls._interned[key] = node
+            cls._interned[key] = weakref.KeyedRef(node, _forget, key)
             kept = budget.arena.get()
             (budget.OUTSIDE if kept is None else kept).append(node)
         return node
@@ -142,6 +145,12 @@ class Expr:
                 h.update(a.key.to_bytes(8, "little"))
             k = self.cache["key"] = int.from_bytes(h.digest(), "little")
         return k
+
+
+def _forget(ref: weakref.KeyedRef) -> None:
+    """A node died: its entry goes, unless a node of the same fields took its place."""
+    if Expr._interned.get(ref.key) is ref:
+        del Expr._interned[ref.key]
 
 
 def _stable(data: object) -> object:
