@@ -48,27 +48,31 @@ Raise = Callable[[Expr, dict], object]  # (IR, {note: ndim} to fill) -> notation
 
 
 def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
-               raise_: Raise, taken: set[str], symmetric_of: Expr | None = None):
+               raise_: Raise, taken: set[str], symmetric_of: Expr | None = None,
+               show: Callable[[object], str] | None = None):
     """The notation of ``derivative`` with names for repeated parts (a ``Where``), or plain
     where no name makes it shorter. ``quantities`` are the expressions (the function, the
     gradient) whose parts that depend on a variable of ``wrt`` may be named; where the
-    derivative is sym(G) of ``symmetric_of`` = G, ``1/2*(G + G') where G = ...`` is offered."""
+    derivative is sym(G) of ``symmetric_of`` = G, ``1/2*(G + G') where G = ...`` is offered.
+    ``show``: the text renderer to measure candidates with (one that prints the result after
+    reuses what measuring printed)."""
     shapes: dict = {}
     plain = raise_(derivative, shapes)
     if isinstance(plain, IndexForm) or len(topological(derivative)) > MAX_NODES:
         return plain
     taken = set(taken) | name_set(plain)
     best, bindings = plain, []
-    length = _Length()
+    length = _Length(show)
     best_length = length(best, bindings)
     ir = derivative
+    dag = _Dag(ir)
     for q in _quantities(derivative, quantities, wrt):
         name = _fresh(q.ndim, taken)
         named = Expr("named", (q,), name, q.shape)
-        named_ir = _absorb(ir, q, named)
+        named_ir = _absorb(dag, q, named)
         # raising writes each use of a node at most once, so a name used once in the IR is
         # used once in its notation: no need to raise it to see that
-        if named_ir is ir or _uses(named_ir, named) < 2:
+        if named_ir is ir or dag.uses(named_ir, named) < 2:
             continue
         shapes_q: dict = {}
         note = raise_(named_ir, shapes_q)
@@ -79,6 +83,7 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
         if candidate_length < best_length:
             best, bindings, ir, shapes = note, candidate, named_ir, shapes_q
             best_length = candidate_length
+            dag = _Dag(ir)
             taken.add(name)
     best, bindings = _name_repeats(best, bindings, shapes, taken, length)
     if symmetric_of is not None:
@@ -97,17 +102,38 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
     return Where(best, tuple(n for n, _ in bindings), tuple(v for _, v in bindings))
 
 
-def _uses(root: Expr, node: Expr) -> int:
-    """How often ``node`` is written in ``root`` written out as a tree (its paths from the
-    root, each argument position counted)."""
-    order = topological(root)
-    paths = {id(root): 1}
-    for n in reversed(order):
-        k = paths.get(id(n), 0)
-        if k:
+class _Dag:
+    """The IR being named, walked once for all the quantities tried on it: its nodes in
+    order, each node's parents, and the bases of each product's factors."""
+
+    def __init__(self, root: Expr):
+        self.root = root
+        self.order = topological(root)
+        self.ids = {id(n) for n in self.order}
+        self.parents: dict[int, list[Expr]] = {}
+        for n in self.order:
             for a in n.args:
-                paths[id(a)] = paths.get(id(a), 0) + k
-    return paths.get(id(node), 0)
+                self.parents.setdefault(id(a), []).append(n)
+        self.products = [(n, {id(_base(a)[0]) for a in n.args}) for n in self.order
+                         if n.op == "einsum"]
+
+    def uses(self, root: Expr, node: Expr) -> int:
+        """How often ``node`` (made after this DAG) is written in ``root`` (this DAG with some
+        parts rebuilt) written out as a tree: the DAG's own nodes cannot hold it, so only the
+        rebuilt parts are walked."""
+        occurrences: dict[int, int] = {}
+        seen: set[int] = set()
+        stack = [(root, False)]
+        while stack:
+            n, expanded = stack.pop()
+            if expanded:
+                occurrences[id(n)] = sum(1 if a is node else occurrences.get(id(a), 0)
+                                         for a in n.args)
+            elif n is not node and id(n) not in seen and id(n) not in self.ids:
+                seen.add(id(n))
+                stack.append((n, True))
+                stack.extend((a, False) for a in n.args)
+        return 1 if root is node else occurrences.get(id(root), 0)
 
 
 # --- quantities of the function, absorbed into products ----------------------------------------
@@ -148,21 +174,36 @@ def _base(x: Expr) -> tuple[Expr, Fraction]:
     return x, Fraction(1)
 
 
-def _absorb(root: Expr, q: Expr, name: Expr) -> Expr:
-    """``root`` with ``q`` written as ``name``: the node itself, and its factors wherever a
-    product contains all of them (with at least their powers)."""
-    new: dict[int, Expr] = {}
+def _absorb(dag: _Dag, q: Expr, name: Expr) -> Expr:
+    """The DAG's root with ``q`` written as ``name``: the node itself, and its factors wherever
+    a product contains all of them (with at least their powers). Only the products that hold
+    q's factors, q, and what lies above them are rebuilt."""
     wanted = {id(_base(a)[0]) for a in q.args}
-    for node in topological(root):
+    seeds = [n for n, bases in dag.products if wanted <= bases]
+    if id(q) in dag.ids:
+        seeds.append(q)
+    if not seeds:
+        return dag.root  # no product holds all of q's factors, and q is not there itself
+    affected: set[int] = set()
+    stack = list(seeds)
+    while stack:
+        n = stack.pop()
+        if id(n) not in affected:
+            affected.add(id(n))
+            stack.extend(dag.parents.get(id(n), ()))
+    new: dict[int, Expr] = {}
+    for node in dag.order:
+        if id(node) not in affected:
+            continue
         if node is q:
             new[id(node)] = name
             continue
-        args = tuple(new[id(a)] for a in node.args)
+        args = tuple(new.get(id(a), a) for a in node.args)
         rebuilt = node if args == node.args else Expr(node.op, args, node.data, node.shape)
         if rebuilt.op == "einsum" and wanted <= {id(_base(a)[0]) for a in rebuilt.args}:
             rebuilt = _absorb_product(rebuilt, q, name)
         new[id(node)] = rebuilt
-    return new[id(root)]
+    return new.get(id(dag.root), dag.root)
 
 
 def _absorb_product(e: Expr, q: Expr, name: Expr) -> Expr:
@@ -288,8 +329,8 @@ class _Length:
     """Printed lengths (whitespace aside) of the candidates of one result: they share most
     of their parts, and each part is printed once."""
 
-    def __init__(self):
-        self.show = renderer()
+    def __init__(self, show: Callable[[object], str] | None = None):
+        self.show = show or renderer()
 
     def size(self, note) -> int:
         return len(re.sub(r"\s+", "", self.show(note)))

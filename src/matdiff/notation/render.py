@@ -121,7 +121,13 @@ class _Printer:
 
     # a node printed, and its precedence level
     def show(self, node) -> str:
-        return self.print(node)[0]
+        # a printer may serve several calls (renderer()): each is held to the limit of its time
+        self.limit = budget.current().output_length
+        text = self.print(node)[0]
+        if len(text) > self.limit:
+            raise budget.LimitError(f"the printed result is over {self.limit:,} characters",
+                                    "output_length")
+        return text
 
     def at_least(self, node, level: int) -> str:
         text, own = self.print(node)
