@@ -90,6 +90,13 @@ def dim_size(d: Dim, sizes) -> int:
     return sizes[d]
 
 
+class _Ref(weakref.ref):
+    """A weak reference to an interned node that knows its table key (built by the C
+    constructor: weakref.KeyedRef's is Python code)."""
+
+    __slots__ = ("key",)
+
+
 class Expr:
     """An interned node: ``Expr(op, args, data, shape)`` returns the one node with those fields.
 
@@ -100,8 +107,8 @@ class Expr:
 
     __slots__ = ("op", "args", "data", "shape", "cache", "__weakref__")
     # fields -> a weak reference to the node, dropped when the node dies (a plain dict of
-    # KeyedRefs: WeakValueDictionary.get is Python code, and every construction looks up)
-    _interned: dict[tuple, weakref.KeyedRef] = {}
+    # weak references: WeakValueDictionary.get is Python code, and every construction looks up)
+    _interned: dict[tuple, _Ref] = {}
 
     op: str
     args: tuple[Expr, ...]
@@ -118,7 +125,8 @@ class Expr:
             node = object.__new__(cls)
             node.op, node.args, node.data, node.shape = op, args, data, shape
             node.cache = {}
-            cls._interned[key] = weakref.KeyedRef(node, _forget, key)
+            ref = cls._interned[key] = _Ref(node, _forget)
+            ref.key = key
             kept = budget.arena.get()
             (budget.OUTSIDE if kept is None else kept).append(node)
         return node
@@ -147,7 +155,7 @@ class Expr:
         return k
 
 
-def _forget(ref: weakref.KeyedRef) -> None:
+def _forget(ref: _Ref) -> None:
     """A node died: its entry goes, unless a node of the same fields took its place."""
     if Expr._interned.get(ref.key) is ref:
         del Expr._interned[ref.key]

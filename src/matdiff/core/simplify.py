@@ -44,7 +44,6 @@ from .ir import (
     power,
     relabel,
     scale,
-    topological,
     zero,
 )
 
@@ -55,11 +54,31 @@ from .ir import (
 
 def simplify(root: Expr) -> Expr:
     """The canonical simplified form of ``root`` (memoised on the nodes themselves)."""
-    for node in topological(root):  # bottom up, so the recursion below stays shallow
+    done = root.cache.get("simplified")
+    if done is not None:
+        return done
+    for node in _unsimplified(root):  # bottom up, so the recursion below stays shallow
         if "simplified" not in node.cache:
             budget.check_time("simplifying")
-        _simplified(node)
+            _simplified(node)
     return _simplified(root)
+
+
+def _unsimplified(root: Expr) -> list[Expr]:
+    """The nodes not yet simplified, children first, not walking into simplified parts (a
+    result simplified again, with a few new nodes above it, costs those few)."""
+    order: list[Expr] = []
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen and "simplified" not in node.cache:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((a, False) for a in reversed(node.args))
+    return order
 
 
 def _simplified(node: Expr) -> Expr:
