@@ -440,6 +440,8 @@ def _split_merged_indices(flat: list[Factor], out: tuple[Index, ...],
                           dims: dict[Index, Dim]) -> bool:
     """A summed index that only merged axes of the same inner dimensions carry is summed over
     those dimensions instead: vec(X)'*vec(Y) is sum(X.*Y), kron(A, B) meets vec(X) entrywise."""
+    if not any(x.op == "merge" for x, _ in flat):
+        return False  # every summed index stands on a factor that is no merge
     summed = sorted({i for _, idx in flat for i in idx} - set(out))
     for c in summed:
         inner_dims, sites = None, []
@@ -508,6 +510,9 @@ def _is_permutation(idx: tuple[Index, ...], out: tuple[Index, ...]) -> bool:
 def _merge_sign_abs(flat: list[Factor]) -> bool:
     """On the same indices: sign(u)*u = abs(u), sign(u)*abs(u) = u, abs(u)/u = u/abs(u) =
     sign(u) (the last two where the left side is defined, u != 0)."""
+    if not any(x.op in ("sign", "abs") or x.op == "pow" and x.args[0].op == "abs"
+               for x, _ in flat):
+        return False
     position = {f: n for n, f in enumerate(flat)}
     for n, (x, idx) in enumerate(flat):
         if x.op not in ("sign", "abs") and not (x.op == "pow" and _number(x.args[1]) == -1):
@@ -533,6 +538,8 @@ def _merge_sign_abs(flat: list[Factor]) -> bool:
 def _pull_common_scalars(flat: list[Factor]) -> bool:
     """x*(x*a + x*b)/x = x*a + x*b: a scalar factor common to every term of a summed factor
     moves out of the sum when another factor has the same base, so that the two can meet."""
+    if not any(x.op == "sum" for x, _ in flat) or all(idx for _, idx in flat):
+        return False  # no summed factor, or no scalar factor it could meet
     bases = {}
     for n, (x, idx) in enumerate(flat):
         if not idx:
@@ -573,6 +580,9 @@ def _without_factor(t: Expr, y: Expr) -> Expr:
 def _merge_matrix_powers(flat: list[Factor], out: tuple[Index, ...]) -> bool:
     """A^p * A^q = A^(p+q) along a summed index that only these two carry: runs of one base in
     a chain become one power (A*A*A is A^3), in one pass however long the chain."""
+    matrices = [id(_power_of(x)[0]) for x, idx in flat if x.ndim == 2 and idx[0] != idx[1]]
+    if len(set(matrices)) == len(matrices):
+        return False  # no base twice: nothing to merge (the usual case, checked cheaply)
     count = _occurrences(flat, out)
     row_of: dict[Index, int] = {}
     for n, (x, idx) in enumerate(flat):
