@@ -163,16 +163,22 @@ def as_powers(factors: list) -> list:
     return [f if n == 1 else Power(f, Num(Fraction(n)), True) for f, n in counts.items()]
 
 
-def children(note) -> list:
+def children(note) -> tuple:
+    """The notes directly below ``note`` (cached: naming and measuring ask again and again)."""
     if isinstance(note, (Sym, Num)):
-        return []
-    out = []
-    for value in (getattr(note, name) for name in note.note_fields):
-        if isinstance(value, tuple):
-            out.extend(v for v in value if not isinstance(v, (str, Fraction)))
-        elif value is not None and not isinstance(value, (str, Fraction, int)):
-            out.append(value)
-    return out
+        return ()
+    cached = note.__dict__.get("_children")
+    if cached is None:
+        out = []
+        for name in note.note_fields:
+            value = getattr(note, name)
+            if isinstance(value, tuple):
+                out.extend(v for v in value if not isinstance(v, (str, Fraction)))
+            elif value is not None and not isinstance(value, (str, Fraction, int)):
+                out.append(value)
+        cached = tuple(out)
+        object.__setattr__(note, "_children", cached)
+    return cached
 
 
 def names(note) -> list[str]:
