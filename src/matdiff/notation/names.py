@@ -34,7 +34,6 @@ from .tree import (
     Where,
     children,
     mono,
-    name_set,
     names,
 )
 
@@ -58,15 +57,17 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
     reuses what measuring printed)."""
     shapes: dict = {}
     plain = raise_(derivative, shapes)
-    if isinstance(plain, IndexForm) or len(topological(derivative)) > MAX_NODES:
+    if isinstance(plain, IndexForm):
         return plain
-    taken = set(taken) | name_set(plain)
+    dag = _Dag(derivative)
+    if len(dag.order) > MAX_NODES:
+        return plain
+    taken = set(taken) | _symbols(plain)
     best, bindings = plain, []
     length = _Length(show)
     best_length = length(best, bindings)
     ir = derivative
-    dag = _Dag(ir)
-    for q in _quantities(derivative, quantities, wrt):
+    for q in _quantities(dag, quantities, wrt):
         name = _fresh(q.ndim, taken)
         named = Expr("named", (q,), name, q.shape)
         named_ir = _absorb(dag, q, named)
@@ -100,6 +101,23 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
     if not bindings:
         return best
     return Where(best, tuple(n for n, _ in bindings), tuple(v for _, v in bindings))
+
+
+def _symbols(note) -> set[str]:
+    """The names written in ``note`` (each shared part looked at once)."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [note]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, Sym):
+            found.add(n.name)
+        else:
+            stack.extend(children(n))
+    return found
 
 
 class _Dag:
@@ -138,11 +156,11 @@ class _Dag:
 
 # --- quantities of the function, absorbed into products ----------------------------------------
 
-def _quantities(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...]) -> list[Expr]:
+def _quantities(derivative: _Dag, quantities: list[Expr], wrt: tuple[str, ...]) -> list[Expr]:
     """Elementwise products in the quantities (each without its factors that do not depend
     on ``wrt``: sum(y)*exp(z)/sum(exp(z)) offers the softmax) whose every factor's base
     occurs in the derivative, largest first."""
-    present = set(topological(derivative))
+    present = set(derivative.order)
     found: list[Expr] = []
     for root in quantities:
         for e in topological(root):
