@@ -290,7 +290,10 @@ def _canonical_einsum(factors: list[Factor], out: tuple[Index, ...],
 
 
 def _distributable(x: Expr) -> bool:
-    return x.ndim > 2 or any(_has_identity(t) for t in x.args)
+    done = x.cache.get("distributable")
+    if done is None:  # asked at every product the sum x stands in
+        done = x.cache["distributable"] = x.ndim > 2 or any(_has_identity(t) for t in x.args)
+    return done
 
 
 def _has_identity(t: Expr) -> bool:
@@ -547,11 +550,7 @@ def _pull_common_scalars(flat: list[Factor]) -> bool:
     for n, (x, idx) in enumerate(flat):
         if x.op != "sum":
             continue
-        common = None
-        for t in x.args:
-            scalars = _scalar_factors(split_coefficient(t)[1])
-            common = scalars if common is None else [s for s in common if s in scalars]
-        for y in common or ():
+        for y in _common_scalars(x):
             base = y.args[0] if y.op == "pow" else y
             if any(m != n for m in bases.get(base, ())):
                 terms = [(c, _without_factor(t, y)) for c, t in zip(x.data, x.args)]
@@ -559,6 +558,18 @@ def _pull_common_scalars(flat: list[Factor]) -> bool:
                 flat.append((y, ()))
                 return True
     return False
+
+
+def _common_scalars(x: Expr) -> list[Expr]:
+    """The scalar factors every term of the sum x has (kept on x: asked at every product x
+    stands in)."""
+    common = x.cache.get("common_scalars")
+    if common is None:
+        for t in x.args:
+            scalars = _scalar_factors(split_coefficient(t)[1])
+            common = scalars if common is None else [s for s in common if s in scalars]
+        x.cache["common_scalars"] = common = common or []
+    return common
 
 
 def _scalar_factors(t: Expr) -> list[Expr]:
