@@ -157,8 +157,9 @@ class Expr:
 
 def _forget(ref: _Ref) -> None:
     """A node died: its entry goes, unless a node of the same fields took its place."""
-    if Expr._interned.get(ref.key) is ref:
-        del Expr._interned[ref.key]
+    live = Expr._interned.pop(ref.key, None)  # one look-up (the key's hash is not cheap)
+    if live is not None and live is not ref:
+        Expr._interned[ref.key] = live
 
 
 def _stable(data: object) -> object:
