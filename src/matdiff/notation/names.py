@@ -127,7 +127,8 @@ class _Dag:
     def __init__(self, root: Expr):
         self.root = root
         self.order = topological(root)
-        self.ids = {id(n) for n in self.order}
+        self.position = {id(n): k for k, n in enumerate(self.order)}
+        self.ids = self.position.keys()
         self.parents: dict[int, list[Expr]] = {}
         for n in self.order:
             for a in n.args:
@@ -202,17 +203,15 @@ def _absorb(dag: _Dag, q: Expr, name: Expr) -> Expr:
         seeds.append(q)
     if not seeds:
         return dag.root  # no product holds all of q's factors, and q is not there itself
-    affected: set[int] = set()
+    affected: dict[int, Expr] = {}
     stack = list(seeds)
     while stack:
         n = stack.pop()
         if id(n) not in affected:
-            affected.add(id(n))
+            affected[id(n)] = n
             stack.extend(dag.parents.get(id(n), ()))
     new: dict[int, Expr] = {}
-    for node in dag.order:
-        if id(node) not in affected:
-            continue
+    for node in sorted(affected.values(), key=lambda n: dag.position[id(n)]):  # children first
         if node is q:
             new[id(node)] = name
             continue
