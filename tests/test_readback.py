@@ -85,6 +85,10 @@ def printed_forms(case: Case, order: int) -> list[tuple[str, str, np.ndarray]] |
     return [(what, text, expected, values, r) for what, text, expected in forms]
 
 
+# A^{-1}^{2} or A^{\top}^{2}: an error in LaTeX (and KaTeX), where A^{-2} or (A^T)^2 is meant
+_DOUBLE_SUPERSCRIPT = re.compile(r"\^(\{(?:[^{}]|\{[^{}]*\})*\}|\\top|[0-9A-Za-z])\^")
+
+
 def _unsized(latex: str) -> bool:
     """Whether a LaTeX form has a ones array or identity without its size (\\mathbf{1}, I):
     where nothing around them fixes it, reading it back cannot know the size."""
@@ -100,6 +104,9 @@ def check_case(case: Case, order: int) -> list[str] | None:
     problems = []
     for what, text, expected, values, r in forms:
         declare = case.declare if case.fully_declared else r.declaration
+        if what.endswith("latex") and _DOUBLE_SUPERSCRIPT.search(text):
+            problems.append(f"{what} has a double superscript, which LaTeX rejects: {text}")
+            continue
         if "[" in text and not what.endswith("latex"):
             problems.append(f"{what} is index notation: {text}")
             continue

@@ -233,6 +233,7 @@ FORMULAS = [
     (r"\sin\left(a\right) b + \sin\cos(a)^{-1}", "sin(a)*b + 1/sin(cos(a))", None),
     (r"\operatorname{abs}\left(A\right) + \left\|\mathbf{x}\right\|_{2} I_{n}",
      "abs(A) + norm2(x)*eye(n)", "A: matrix(n, n)"),
+    (r"A^{-2} + \left(A^{\top}\right)^{3} + a^{-2} B", "inv(A)^2 + (A')^3 + 1/a^2*B", None),
     (r"2\,\mathbf{1}_{n} + \mathbf{1}_{n} \mathbf{1}_{m}^{\top} \mathbf{y}",
      "vector(2, n) + vector(1, n)*vector(1, m)'*y", "y: vector(m)"),
 ]

@@ -2,6 +2,7 @@
 
 import pytest
 
+import matdiff
 from matdiff.errors import MatdiffError
 from matdiff.syntax.parse import Binary, Call, Transpose, parse_text, parse_typed, post_order
 from matdiff.syntax.types import Decl, infer, parse_declarations
@@ -350,3 +351,20 @@ def test_broadcast_sums_differentiate_correctly(expr: str, wrt: str) -> None:
     import matdiff
 
     assert matdiff.derive(expr, wrt).check() < 1e-8
+
+
+@pytest.mark.parametrize("text, declare, named, fix", [
+    ("(2*pi)^(-k/2)*x'*x", None, "undeclared k is a vector", "k: scalar"),
+    ("a*x + A", None, "undeclared a, x, A are typed", "A: vector"),
+    ("x*y", "x: vector(n)", None, None),  # declared x; y alone: the hint is the usual one
+])
+def test_a_type_error_names_the_variables_typed_by_their_letter(text, declare, named, fix):
+    with pytest.raises(MatdiffError) as caught:
+        matdiff.parse(text, declare)
+    message = str(caught.value)
+    if named is None:
+        assert "undeclared" not in message
+        return
+    assert named in message and f"'{fix}'" in message
+    # the suggested declaration is a fix: with it, the text types
+    matdiff.parse(text, fix)

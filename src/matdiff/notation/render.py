@@ -100,14 +100,34 @@ def renderer(style: Style = TEXT) -> Callable[[object], str]:
 
 
 def _inline_chain(chain: tuple) -> list:
-    """A product nested in a product's chain needs no parentheses: (A*B)*x is A*B*x."""
+    """A product nested in a product's chain needs no parentheses: (A*B)*x is A*B*x; and a
+    factor repeated side by side is a power: inv(S)*inv(S) is inv(S)^2, A^2*A is A^3."""
     out = []
     for f in chain:
         if isinstance(f, Mono) and f.coef == 1 and not f.den and not f.scalars:
-            out.extend(_inline_chain(f.chain))
+            for g in _inline_chain(f.chain):
+                _append_factor(out, g)
         else:
-            out.append(f)
+            _append_factor(out, f)
     return out
+
+
+def _append_factor(out: list, f) -> None:
+    if out:
+        base, k = _matrix_power(out[-1])
+        f_base, j = _matrix_power(f)
+        if base == f_base:
+            out[-1] = Power(base, Num(Fraction(k + j)), False)
+            return
+    out.append(f)
+
+
+def _matrix_power(f) -> tuple:
+    """(A, k) for the factor A^k (k a whole number), else (f, 1)."""
+    if isinstance(f, Power) and not f.elementwise and isinstance(f.exponent, Num) \
+            and f.exponent.value.denominator == 1 and f.exponent.value > 0:
+        return f.base, int(f.exponent.value)
+    return f, 1
 
 
 def _is_ones_term(t) -> bool:
@@ -241,8 +261,17 @@ class _Printer:
 
     def p_Power(self, node: Power) -> tuple[str, int]:
         s = self.s
-        base = self.at_least(node.base, POSTFIX)
         e = node.exponent
+        if (s is not TEXT and not node.elementwise and isinstance(node.base, Call)
+                and node.base.fn == "inv" and isinstance(e, Num) and e.value > 0
+                and e.value.denominator == 1):  # inv(A)^2 is A^{-2}, not A^{-1}^{2}
+            inner = self.at_least(node.base.args[0], ATOM)
+            if s is LATEX:
+                return f"{inner}^{{-{e.value}}}", POSTFIX
+            return inner + f"-{e.value}".translate(_SUPERSCRIPT), POSTFIX
+        # in LaTeX and Unicode a base that ends in a superscript (A^T, A^{-1}) takes
+        # parentheses: A^{\top}^{2} is no formula, and Aᵀ² reads as one superscript
+        base = self.at_least(node.base, POSTFIX if s is TEXT else ATOM)
         if s is TEXT:
             op = ".^" if node.elementwise else "^"
             exponent, level = self.print(e)

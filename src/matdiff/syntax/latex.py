@@ -472,8 +472,11 @@ class _BuildTree(Transformer):
         if script[0] == "hadamard power":
             return Binary(pos=column, op=".^", left=base, right=exponent)
         if (isinstance(exponent, Unary) and isinstance(exponent.arg, Num)
-                and exponent.arg.value == 1):
-            return Call(pos=column, fn="inv_or_reciprocal", args=[base])
+                and exponent.arg.value.denominator == 1 and exponent.arg.value >= 1):
+            inverse = Call(pos=column, fn="inv_or_reciprocal", args=[base])
+            if exponent.arg.value == 1:
+                return inverse
+            return Binary(pos=column, op="^", left=inverse, right=exponent.arg)  # A^{-2}
         if isinstance(base, LatexName) and base.name == "e" and not base.bold:
             return Call(pos=base.pos, fn="exp", args=[exponent])  # Euler's number
         return Binary(pos=column, op="^", left=base, right=exponent)

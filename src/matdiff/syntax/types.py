@@ -418,6 +418,7 @@ class _Inference:
         self.dims = _Dimensions()
         self.types: dict[Node, _Type] = {}
         self.variables: dict[str, _Type] = {}
+        self.by_letter: set[str] = set()  # undeclared variables typed by their first letter
 
     def run(self, root: Node) -> dict[str, Decl]:
         nodes = post_order(root)
@@ -515,6 +516,7 @@ class _Inference:
         name = node.name
         decl = decl or self.decls.get(name)
         if decl is None:
+            self.by_letter.add(name)
             # dV, of a V that is nowhere, has the type V's name gives (dX a matrix)
             first = name[1] if len(name) > 1 and name[0] == "d" and name[1].isalpha() else name[0]
             rank = 0 if "a" <= first <= "g" else 2 if first.isupper() else 1
@@ -682,6 +684,21 @@ class _Inference:
     # -- messages --
 
     def _error(self, node: Node, message: str, hint: str | None = None) -> MatdiffError:
+        if hint is None:  # an undeclared name typed by its letter is the likeliest cause
+            guessed = list(dict.fromkeys(n.name for n in post_order(node)
+                                         if isinstance(n, Name) and n.name in self.by_letter))
+            if guessed:
+                ranks = [len(self.variables[n].dims) for n in guessed if n in self.variables]
+                kind = ["scalar", "vector", "matrix"][ranks[0]] if ranks else "typed"
+                what = ("typed" if len(set(ranks)) != 1 else kind + "s" if guessed[1:] else
+                        "a " + kind)
+                last = len(self.variables[guessed[-1]].dims) if guessed[-1] in self.variables \
+                    else 0
+                other = ["vector", "scalar", "vector"][last]  # a kind it might be instead
+                hint = (f"undeclared {', '.join(guessed[:4])}{', ...' if guessed[4:] else ''} "
+                        f"{'are' if guessed[1:] else 'is'} {what} by the first letter (a-g "
+                        f"scalars, h-z vectors, A-Z matrices): declare what is meant, as in "
+                        f"'{guessed[-1]}: {other}'")
         return MatdiffError(message, column=node.pos, source=self.source, hint=hint)
 
     def _describe(self, node: Node) -> str:
