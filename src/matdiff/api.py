@@ -23,7 +23,8 @@ from .notation.differential import direction as direction_variable
 from .notation.factor import abbreviate
 from .notation.names import with_names
 from .notation.raising import Raiser, raise_index_form
-from .notation.render import LATEX, TEXT, UNICODE, render
+from .notation.render import LATEX, TEXT, UNICODE, render, renderer
+from .notation.sizes import sizes_fixed
 from .notation.tree import IndexForm, Sym
 from .notation.vecform import VecForm, transposed, vec_form
 from .numeric.check import Verdict, verify, verify_directional
@@ -115,8 +116,13 @@ class Form(_Printed):
             d for v in self.variables.values() for d in v.shape if isinstance(d, str)}
         named = with_names(self.expr, list(self.quantities), self.wrts,
                            self.raiser, taken,
-                           self.symmetric_of)
+                           self.symmetric_of, self._show_text)
         return self.notation if isinstance(named, IndexForm) else named  # or the fallback
+
+    @cached_property
+    def _show_text(self) -> Callable[[object], str]:
+        """One text printer for naming's candidates and the text: they share most parts."""
+        return renderer(TEXT)
 
     @property
     def plain(self) -> str:
@@ -124,8 +130,10 @@ class Form(_Printed):
         return self.in_style("text", plain=True)
 
     def in_style(self, style: str, plain: bool = False) -> str:
-        text = render(self.notation if plain else self.named_notation, _style(style))
-        if style != "text" or isinstance(self.notation, IndexForm):
+        note = self.notation if plain else self.named_notation
+        text = self._show_text(note) if style == "text" else render(note, _style(style))
+        if style != "text" or isinstance(self.notation, IndexForm) or \
+                sizes_fixed(note, self.variables):
             return text
         return with_stated_sizes(text, self.variables, self.expr.shape)
 

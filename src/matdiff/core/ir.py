@@ -90,6 +90,13 @@ def dim_size(d: Dim, sizes) -> int:
     return sizes[d]
 
 
+class _Ref(weakref.ref):
+    """A weak reference to an interned node that knows its table key (built by the C
+    constructor: weakref.KeyedRef's is Python code)."""
+
+    __slots__ = ("key",)
+
+
 class Expr:
     """An interned node: ``Expr(op, args, data, shape)`` returns the one node with those fields.
 
@@ -99,7 +106,9 @@ class Expr:
     """
 
     __slots__ = ("op", "args", "data", "shape", "cache", "__weakref__")
-    _interned: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
+    # fields -> a weak reference to the node, dropped when the node dies (a plain dict of
+    # weak references: WeakValueDictionary.get is Python code, and every construction looks up)
+    _interned: dict[tuple, _Ref] = {}
 
     op: str
     args: tuple[Expr, ...]
@@ -110,12 +119,14 @@ class Expr:
     def __new__(cls, op: str, args: tuple[Expr, ...] = (), data: object = None,
                 shape: tuple[Dim, ...] = ()) -> Expr:
         key = (op, args, data, shape)
-        node = cls._interned.get(key)
+        ref = cls._interned.get(key)
+        node = None if ref is None else ref()
         if node is None:
             node = object.__new__(cls)
             node.op, node.args, node.data, node.shape = op, args, data, shape
             node.cache = {}
-            cls._interned[key] = node
+            ref = cls._interned[key] = _Ref(node, _forget)
+            ref.key = key
             kept = budget.arena.get()
             (budget.OUTSIDE if kept is None else kept).append(node)
         return node
@@ -142,6 +153,13 @@ class Expr:
                 h.update(a.key.to_bytes(8, "little"))
             k = self.cache["key"] = int.from_bytes(h.digest(), "little")
         return k
+
+
+def _forget(ref: _Ref) -> None:
+    """A node died: its entry goes, unless a node of the same fields took its place."""
+    live = Expr._interned.pop(ref.key, None)  # one look-up (the key's hash is not cheap)
+    if live is not None and live is not ref:
+        Expr._interned[ref.key] = live
 
 
 def _stable(data: object) -> object:
@@ -544,13 +562,23 @@ def topological(root: Expr) -> list[Expr]:
 
 def variables(root: Expr) -> frozenset[str]:
     """Names of the variables an expression depends on (cached per node)."""
-    for node in topological(root):
-        if "vars" in node.cache:
+    cached = root.cache.get("vars")
+    if cached is not None:
+        return cached
+    # the walk stops at nodes already known: asking of every part of a large DAG stays linear
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            node.cache["vars"] = frozenset([node.data[0]]) if node.op == "var" else \
+                frozenset().union(*(a.cache["vars"] for a in node.args))
             continue
-        if node.op == "var":
-            node.cache["vars"] = frozenset([node.data[0]])
-        else:
-            node.cache["vars"] = frozenset().union(*(a.cache["vars"] for a in node.args))
+        if id(node) in seen or "vars" in node.cache:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if "vars" not in a.cache)
     return root.cache["vars"]
 
 

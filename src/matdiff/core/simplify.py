@@ -44,7 +44,6 @@ from .ir import (
     power,
     relabel,
     scale,
-    topological,
     zero,
 )
 
@@ -55,11 +54,31 @@ from .ir import (
 
 def simplify(root: Expr) -> Expr:
     """The canonical simplified form of ``root`` (memoised on the nodes themselves)."""
-    for node in topological(root):  # bottom up, so the recursion below stays shallow
+    done = root.cache.get("simplified")
+    if done is not None:
+        return done
+    for node in _unsimplified(root):  # bottom up, so the recursion below stays shallow
         if "simplified" not in node.cache:
             budget.check_time("simplifying")
-        _simplified(node)
+            _simplified(node)
     return _simplified(root)
+
+
+def _unsimplified(root: Expr) -> list[Expr]:
+    """The nodes not yet simplified, children first, not walking into simplified parts (a
+    result simplified again, with a few new nodes above it, costs those few)."""
+    order: list[Expr] = []
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen and "simplified" not in node.cache:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((a, False) for a in reversed(node.args))
+    return order
 
 
 def _simplified(node: Expr) -> Expr:
@@ -424,6 +443,8 @@ def _split_merged_indices(flat: list[Factor], out: tuple[Index, ...],
                           dims: dict[Index, Dim]) -> bool:
     """A summed index that only merged axes of the same inner dimensions carry is summed over
     those dimensions instead: vec(X)'*vec(Y) is sum(X.*Y), kron(A, B) meets vec(X) entrywise."""
+    if not any(x.op == "merge" for x, _ in flat):
+        return False  # every summed index stands on a factor that is no merge
     # each summed index visits only the factors that carry it (a long chain was quadratic)
     carriers: dict[Index, list[int]] = {}
     for n, (_, idx) in enumerate(flat):
@@ -496,6 +517,9 @@ def _is_permutation(idx: tuple[Index, ...], out: tuple[Index, ...]) -> bool:
 def _merge_sign_abs(flat: list[Factor]) -> bool:
     """On the same indices: sign(u)*u = abs(u), sign(u)*abs(u) = u, abs(u)/u = u/abs(u) =
     sign(u) (the last two where the left side is defined, u != 0)."""
+    if not any(x.op in ("sign", "abs") or x.op == "pow" and x.args[0].op == "abs"
+               for x, _ in flat):
+        return False
     position = {f: n for n, f in enumerate(flat)}
     for n, (x, idx) in enumerate(flat):
         if x.op not in ("sign", "abs") and not (x.op == "pow" and _number(x.args[1]) == -1):
@@ -521,6 +545,8 @@ def _merge_sign_abs(flat: list[Factor]) -> bool:
 def _pull_common_scalars(flat: list[Factor]) -> bool:
     """x*(x*a + x*b)/x = x*a + x*b: a scalar factor common to every term of a summed factor
     moves out of the sum when another factor has the same base, so that the two can meet."""
+    if not any(x.op == "sum" for x, _ in flat) or all(idx for _, idx in flat):
+        return False  # no summed factor, or no scalar factor it could meet
     bases = {}
     for n, (x, idx) in enumerate(flat):
         if not idx:
@@ -528,11 +554,7 @@ def _pull_common_scalars(flat: list[Factor]) -> bool:
     for n, (x, idx) in enumerate(flat):
         if x.op != "sum":
             continue
-        common = None
-        for t in x.args:
-            scalars = _scalar_factors(split_coefficient(t)[1])
-            common = scalars if common is None else [s for s in common if s in scalars]
-        for y in common or ():
+        for y in _common_scalars(x):
             base = y.args[0] if y.op == "pow" else y
             if any(m != n for m in bases.get(base, ())):
                 terms = [(c, _without_factor(t, y)) for c, t in zip(x.data, x.args)]
@@ -540,6 +562,18 @@ def _pull_common_scalars(flat: list[Factor]) -> bool:
                 flat.append((y, ()))
                 return True
     return False
+
+
+def _common_scalars(x: Expr) -> list[Expr]:
+    """The scalar factors every term of the sum x has (kept on x: asked at every product x
+    stands in)."""
+    common = x.cache.get("common_scalars")
+    if common is None:
+        for t in x.args:
+            scalars = _scalar_factors(split_coefficient(t)[1])
+            common = scalars if common is None else [s for s in common if s in scalars]
+        x.cache["common_scalars"] = common = common or []
+    return common
 
 
 def _scalar_factors(t: Expr) -> list[Expr]:
@@ -561,6 +595,9 @@ def _without_factor(t: Expr, y: Expr) -> Expr:
 def _merge_matrix_powers(flat: list[Factor], out: tuple[Index, ...]) -> bool:
     """A^p * A^q = A^(p+q) along a summed index that only these two carry: runs of one base in
     a chain become one power (A*A*A is A^3), in one pass however long the chain."""
+    matrices = [id(_power_of(x)[0]) for x, idx in flat if x.ndim == 2 and idx[0] != idx[1]]
+    if len(set(matrices)) == len(matrices):
+        return False  # no base twice: nothing to merge (the usual case, checked cheaply)
     count = _occurrences(flat, out)
     row_of: dict[Index, int] = {}
     for n, (x, idx) in enumerate(flat):

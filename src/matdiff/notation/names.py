@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import fields
 from fractions import Fraction
 
 from ..core.ir import Expr, depends_on, einsum, power, topological
 from ..core.simplify import simplify
-from .render import TEXT, render
+from .render import renderer
 from .tree import (
     IndexForm,
     Mono,
@@ -35,7 +34,6 @@ from .tree import (
     Where,
     children,
     mono,
-    name_set,
     names,
 )
 
@@ -49,37 +47,46 @@ Raise = Callable[[Expr, dict], object]  # (IR, {note: ndim} to fill) -> notation
 
 
 def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
-               raise_: Raise, taken: set[str], symmetric_of: Expr | None = None):
+               raise_: Raise, taken: set[str], symmetric_of: Expr | None = None,
+               show: Callable[[object], str] | None = None):
     """The notation of ``derivative`` with names for repeated parts (a ``Where``), or plain
     where no name makes it shorter. ``quantities`` are the expressions (the function, the
     gradient) whose parts that depend on a variable of ``wrt`` may be named; where the
-    derivative is sym(G) of ``symmetric_of`` = G, ``1/2*(G + G') where G = ...`` is offered."""
+    derivative is sym(G) of ``symmetric_of`` = G, ``1/2*(G + G') where G = ...`` is offered.
+    ``show``: the text renderer to measure candidates with (one that prints the result after
+    reuses what measuring printed)."""
     shapes: dict = {}
     plain = raise_(derivative, shapes)
-    if isinstance(plain, IndexForm) or len(topological(derivative)) > MAX_NODES:
+    if isinstance(plain, IndexForm):
         return plain
-    taken = set(taken) | name_set(plain)
+    dag = _Dag(derivative)
+    if len(dag.order) > MAX_NODES:
+        return plain
+    taken = set(taken) | _symbols(plain)
     best, bindings = plain, []
-    best_length = _length(best, bindings)
+    length = _Length(show)
+    best_length = length(best, bindings)
     ir = derivative
-    for q in _quantities(derivative, quantities, wrt):
+    for q in _quantities(dag, quantities, wrt):
         name = _fresh(q.ndim, taken)
         named = Expr("named", (q,), name, q.shape)
-        named_ir = _absorb(ir, q, named)
+        named_ir = _absorb(dag, q, named)
         # raising writes each use of a node at most once, so a name used once in the IR is
         # used once in its notation: no need to raise it to see that
-        if named_ir is ir or _uses(named_ir, named) < 2:
+        if named_ir is ir or dag.uses(named_ir, named) < 2:
             continue
         shapes_q: dict = {}
         note = raise_(named_ir, shapes_q)
         if names(note).count(name) < 2:
             continue
         candidate = bindings + [(name, raise_(q, shapes_q))]
-        length = _length(note, candidate)
-        if length < best_length:
-            best, bindings, ir, shapes, best_length = note, candidate, named_ir, shapes_q, length
+        candidate_length = length(note, candidate)
+        if candidate_length < best_length:
+            best, bindings, ir, shapes = note, candidate, named_ir, shapes_q
+            best_length = candidate_length
+            dag = _Dag(ir)
             taken.add(name)
-    best, bindings = _name_repeats(best, bindings, shapes, taken)
+    best, bindings = _name_repeats(best, bindings, shapes, taken, length)
     if symmetric_of is not None:
         g_shapes: dict = {}
         g = raise_(symmetric_of, g_shapes)
@@ -87,35 +94,74 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
         term, flipped = Mono(Fraction(1), (), (Sym(name),)), Mono(Fraction(1), (), (
             Transpose(Sym(name)),))
         half = Mono(Fraction(1, 2), (), (Sum((term, flipped)),))
-        sym_note, sym_bindings = _name_repeats(g, [], g_shapes, taken | {name})
+        sym_note, sym_bindings = _name_repeats(g, [], g_shapes, taken | {name}, length)
         candidate = [(name, sym_note)] + sym_bindings
-        if not isinstance(g, IndexForm) and _length(half, candidate) < _length(best, bindings):
+        if not isinstance(g, IndexForm) and length(half, candidate) < length(best, bindings):
             best, bindings = half, candidate
     if not bindings:
         return best
     return Where(best, tuple(n for n, _ in bindings), tuple(v for _, v in bindings))
 
 
-def _uses(root: Expr, node: Expr) -> int:
-    """How often ``node`` is written in ``root`` written out as a tree (its paths from the
-    root, each argument position counted)."""
-    order = topological(root)
-    paths = {id(root): 1}
-    for n in reversed(order):
-        k = paths.get(id(n), 0)
-        if k:
+def _symbols(note) -> set[str]:
+    """The names written in ``note`` (each shared part looked at once)."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [note]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, Sym):
+            found.add(n.name)
+        else:
+            stack.extend(children(n))
+    return found
+
+
+class _Dag:
+    """The IR being named, walked once for all the quantities tried on it: its nodes in
+    order, each node's parents, and the bases of each product's factors."""
+
+    def __init__(self, root: Expr):
+        self.root = root
+        self.order = topological(root)
+        self.position = {id(n): k for k, n in enumerate(self.order)}
+        self.ids = self.position.keys()
+        self.parents: dict[int, list[Expr]] = {}
+        for n in self.order:
             for a in n.args:
-                paths[id(a)] = paths.get(id(a), 0) + k
-    return paths.get(id(node), 0)
+                self.parents.setdefault(id(a), []).append(n)
+        self.products = [(n, {id(_base(a)[0]) for a in n.args}) for n in self.order
+                         if n.op == "einsum"]
+
+    def uses(self, root: Expr, node: Expr) -> int:
+        """How often ``node`` (made after this DAG) is written in ``root`` (this DAG with some
+        parts rebuilt) written out as a tree: the DAG's own nodes cannot hold it, so only the
+        rebuilt parts are walked."""
+        occurrences: dict[int, int] = {}
+        seen: set[int] = set()
+        stack = [(root, False)]
+        while stack:
+            n, expanded = stack.pop()
+            if expanded:
+                occurrences[id(n)] = sum(1 if a is node else occurrences.get(id(a), 0)
+                                         for a in n.args)
+            elif n is not node and id(n) not in seen and id(n) not in self.ids:
+                seen.add(id(n))
+                stack.append((n, True))
+                stack.extend((a, False) for a in n.args)
+        return 1 if root is node else occurrences.get(id(root), 0)
 
 
 # --- quantities of the function, absorbed into products ----------------------------------------
 
-def _quantities(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...]) -> list[Expr]:
+def _quantities(derivative: _Dag, quantities: list[Expr], wrt: tuple[str, ...]) -> list[Expr]:
     """Elementwise products in the quantities (each without its factors that do not depend
     on ``wrt``: sum(y)*exp(z)/sum(exp(z)) offers the softmax) whose every factor's base
     occurs in the derivative, largest first."""
-    present = set(topological(derivative))
+    present = set(derivative.order)
     found: list[Expr] = []
     for root in quantities:
         for e in topological(root):
@@ -147,20 +193,34 @@ def _base(x: Expr) -> tuple[Expr, Fraction]:
     return x, Fraction(1)
 
 
-def _absorb(root: Expr, q: Expr, name: Expr) -> Expr:
-    """``root`` with ``q`` written as ``name``: the node itself, and its factors wherever a
-    product contains all of them (with at least their powers)."""
+def _absorb(dag: _Dag, q: Expr, name: Expr) -> Expr:
+    """The DAG's root with ``q`` written as ``name``: the node itself, and its factors wherever
+    a product contains all of them (with at least their powers). Only the products that hold
+    q's factors, q, and what lies above them are rebuilt."""
+    wanted = {id(_base(a)[0]) for a in q.args}
+    seeds = [n for n, bases in dag.products if wanted <= bases]
+    if id(q) in dag.ids:
+        seeds.append(q)
+    if not seeds:
+        return dag.root  # no product holds all of q's factors, and q is not there itself
+    affected: dict[int, Expr] = {}
+    stack = list(seeds)
+    while stack:
+        n = stack.pop()
+        if id(n) not in affected:
+            affected[id(n)] = n
+            stack.extend(dag.parents.get(id(n), ()))
     new: dict[int, Expr] = {}
-    for node in topological(root):
+    for node in sorted(affected.values(), key=lambda n: dag.position[id(n)]):  # children first
         if node is q:
             new[id(node)] = name
             continue
-        args = tuple(new[id(a)] for a in node.args)
+        args = tuple(new.get(id(a), a) for a in node.args)
         rebuilt = node if args == node.args else Expr(node.op, args, node.data, node.shape)
-        if rebuilt.op == "einsum":
+        if rebuilt.op == "einsum" and wanted <= {id(_base(a)[0]) for a in rebuilt.args}:
             rebuilt = _absorb_product(rebuilt, q, name)
         new[id(node)] = rebuilt
-    return new[id(root)]
+    return new.get(id(dag.root), dag.root)
 
 
 def _absorb_product(e: Expr, q: Expr, name: Expr) -> Expr:
@@ -202,10 +262,9 @@ def _fit(factors: list, wanted: list, target: tuple):
 
 # --- repeated notation ------------------------------------------------------------------------
 
-def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
+def _name_repeats(note, bindings: list, shapes: dict, taken: set[str], length: _Length):
     """Greedily name the repeated part that saves the most characters."""
-    sizes: dict = {}  # a part's printed length, asked again in each round
-    length = _length(note, bindings)
+    current = length(note, bindings)
     while True:
         counts = {sub: k for sub, k in _occurrences([note] + [v for _, v in bindings]).items()
                   if sub in shapes and not isinstance(sub, (Sym, Num))}
@@ -213,9 +272,7 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
         for sub, k in counts.items():
             if k < 2:
                 continue
-            size = sizes.get(sub)
-            if size is None:
-                size = sizes[sub] = _size(sub)
+            size = length.size(sub)
             if size >= MIN_LENGTH:
                 saving = (k - 1) * size
                 if best is None or saving > best[0]:
@@ -224,14 +281,12 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str]):
             return note, bindings
         sub = best[1]
         name = _fresh(shapes[sub], taken)
-        done: dict = {}  # one replacement for all the copies of a part
-        shorter = _replace(note, sub, Sym(name), done)
-        candidate = [(n, _replace(v, sub, Sym(name), done)) for n, v in bindings] + \
-            [(name, sub)]
-        new_length = _length(shorter, candidate)
-        if new_length >= length:
+        shorter = _replace(note, sub, Sym(name))
+        candidate = [(n, _replace(v, sub, Sym(name))) for n, v in bindings] + [(name, sub)]
+        new_length = length(shorter, candidate)
+        if new_length >= current:
             return note, bindings
-        note, bindings, length = shorter, candidate, new_length
+        note, bindings, current = shorter, candidate, new_length
         taken.add(name)
 
 
@@ -266,39 +321,62 @@ def _occurrences(roots: list) -> dict:
     return counts
 
 
-def _replace(note, old, new, done: dict):
-    if note == old:
-        return new
-    if isinstance(note, (Sym, Num)):
-        return note
-    known = done.get(note)
-    if known is not None:
-        return known
-    values = {}
-    for f in fields(note):
-        v = getattr(note, f.name)
-        if isinstance(v, tuple):
-            v = tuple(_replace(x, old, new, done) if _is_note(x) else x for x in v)
-        elif _is_note(v):
-            v = _replace(v, old, new, done)
-        values[f.name] = v
-    if isinstance(note, Sum):  # a sum's terms stay monomials
-        values["terms"] = tuple(mono(t, False) for t in values["terms"])
-    replaced = done[note] = type(note)(**values)
-    return replaced
+def _replace(note, old, new):
+    """``note`` with each ``old`` in it written ``new``; parts without ``old`` stay the same
+    objects (so printing them again is a look-up)."""
+    done: dict[int, object] = {}
+    target = hash(old)
+
+    def walk(n):
+        key = id(n)
+        if key in done:
+            return done[key]
+        if hash(n) == target and n == old:
+            out = new
+        elif isinstance(n, (Sym, Num)):
+            out = n
+        else:
+            values, changed = {}, False
+            for name in n.note_fields:
+                v = getattr(n, name)
+                if isinstance(v, tuple):
+                    w = tuple(walk(x) if _is_note(x) else x for x in v)
+                    changed |= any(a is not b for a, b in zip(v, w))
+                elif _is_note(v):
+                    w = walk(v)
+                    changed |= w is not v
+                else:
+                    w = v
+                values[name] = w
+            if not changed:
+                out = n
+            else:
+                if isinstance(n, Sum):  # a sum's terms stay monomials
+                    values["terms"] = tuple(mono(t, False) for t in values["terms"])
+                out = type(n)(**values)
+        done[key] = out
+        return out
+
+    return walk(note)
 
 
 def _is_note(v) -> bool:
     return v is not None and not isinstance(v, (str, Fraction, bool, int))
 
 
-def _size(note) -> int:
-    return len(re.sub(r"\s+", "", render(note, TEXT)))
+class _Length:
+    """Printed lengths (whitespace aside) of the candidates of one result: they share most
+    of their parts, and each part is printed once."""
 
+    def __init__(self, show: Callable[[object], str] | None = None):
+        self.show = show or renderer()
 
-def _length(note, bindings: list) -> int:
-    return _size(note) + sum(len(n) + _size(v) + 2 for n, v in bindings) + (
-        5 if bindings else 0)
+    def size(self, note) -> int:
+        return len(re.sub(r"\s+", "", self.show(note)))
+
+    def __call__(self, note, bindings: list) -> int:
+        return self.size(note) + sum(len(n) + self.size(v) + 2 for n, v in bindings) + (
+            5 if bindings else 0)
 
 
 def _fresh(ndim: int, taken: set[str]) -> str:

@@ -6,6 +6,7 @@ One precedence-driven printer serves all three; a style says how each construct 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -92,6 +93,12 @@ def render(node, style: Style = TEXT) -> str:
     return _Printer(style).show(node)
 
 
+def renderer(style: Style = TEXT) -> Callable[[object], str]:
+    """``render`` for many notes that share parts (names.py measures each candidate): a node
+    met again is not printed again."""
+    return _Printer(style).show
+
+
 def _inline_chain(chain: tuple) -> list:
     """A product nested in a product's chain needs no parentheses: (A*B)*x is A*B*x; and a
     factor repeated side by side is a power: inv(S)*inv(S) is inv(S)^2, A^2*A is A^3."""
@@ -136,7 +143,13 @@ class _Printer:
 
     # a node printed, and its precedence level
     def show(self, node) -> str:
-        return self.print(node)[0]
+        # a printer may serve several calls (renderer()): each is held to the limit of its time
+        self.limit = budget.current().output_length
+        text = self.print(node)[0]
+        if len(text) > self.limit:
+            raise budget.LimitError(f"the printed result is over {self.limit:,} characters",
+                                    "output_length")
+        return text
 
     def at_least(self, node, level: int) -> str:
         text, own = self.print(node)

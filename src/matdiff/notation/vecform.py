@@ -25,6 +25,7 @@ from ..syntax.types import with_stated_sizes
 from .kron import NoKroneckerForm, kron_form, sized
 from .raising import NoMatrixForm, matrix_raiser
 from .render import LATEX, TEXT, UNICODE, render
+from .sizes import sizes_fixed
 from .tree import Call, IndexForm, Mono, Num, Sum, Sym
 from .tree import transpose as transposed_note
 
@@ -41,7 +42,7 @@ class VecForm:
     @property
     def text(self) -> str:
         text = render(self.note, TEXT)
-        if self.variables is None:
+        if self.variables is None or sizes_fixed(self.note, self.variables):
             return text
         # a row or column of J is a vector in the language: its one dimension is the other
         try:

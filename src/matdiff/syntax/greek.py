@@ -31,6 +31,8 @@ _GREEK_RUN = re.compile(f"[{UNICODE_LETTERS}]")
 
 def ascii_name(name: str) -> str:
     """``Σ_2`` -> ``Sigma_2``: every Greek character spelled out."""
+    if name.isascii():  # nothing to spell out (most names): no regex pass
+        return name
     return _GREEK_RUN.sub(lambda m: NAME_OF_CHAR[m.group()], name)
 
 
