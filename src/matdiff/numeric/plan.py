@@ -571,7 +571,25 @@ def _solved_inverses(order: list[Expr]) -> frozenset[int]:
 
 
 def symmetric(a: Expr) -> bool:
-    """Whether a lowered matrix is symmetric: a symmetric variable or its inverse."""
+    """Whether a lowered matrix is symmetric: a symmetric variable, an identity, the inverse,
+    transpose, scalar multiple or sum of symmetric matrices, or a Gram product X'*X (one
+    factor twice, its index lists swapped by swapping the two output indices)."""
+    if a.ndim != 2:
+        return False
     if a.op == "inv":
         a = a.args[0]
+    if a.op == "sum":
+        return all(symmetric(t) for t in a.args)
+    if a.op == "einsum":
+        factor_idx, out = a.data
+        if len(set(out)) != 2:
+            return False
+        matrices = [(x, idx) for x, idx in zip(a.args, factor_idx) if idx]
+        if len(matrices) == 1:          # a transpose or scalar multiple of one matrix
+            x, idx = matrices[0]
+            return sorted(idx) == sorted(out) and len(idx) == 2 and symmetric(x)
+        if len(matrices) == 2 and matrices[0][0] is matrices[1][0]:
+            swap = {out[0]: out[1], out[1]: out[0]}
+            return tuple(swap.get(i, i) for i in matrices[0][1]) == matrices[1][1]
+        return False
     return a.op == "delta" or (a.op == "var" and "symmetric" in a.data[1])
