@@ -23,11 +23,9 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def has_scipy() -> bool:
-    try:
-        import scipy.linalg  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether SciPy is installed, without importing it: only code using it imports it."""
+    import importlib.util
+    return importlib.util.find_spec("scipy") is not None
 
 
 @dataclass
