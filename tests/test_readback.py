@@ -1,6 +1,8 @@
-"""Everything matdiff prints reads back: r.text and r.differential.text of random expressions
-(the property generator, seeded, orders 1 and 2) evaluate with matdiff.evaluate, under the
-same declarations, to the derivative's value (the differential: contracted with a random dX).
+"""Everything matdiff prints reads back: r.text, r.differential.text and their LaTeX forms of
+random expressions (the property generator, seeded, orders 1 and 2) evaluate with
+matdiff.evaluate, under the same declarations, to the derivative's value (the differential:
+contracted with a random dX). LaTeX states no sizes: a LaTeX form whose ones or identity
+nothing around sizes is not read back (its text form, which states them, is).
 
 The derivative's value itself is checked against finite differences by test_properties; here
 its printed forms are checked against it, at 1e-8. CI runs READBACK_CASES seeds; set
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 
 import numpy as np
 import pytest
@@ -74,9 +77,18 @@ def printed_forms(case: Case, order: int) -> list[tuple[str, str, np.ndarray]] |
         # two evaluation orders of one value disagree: rounding dominates at this point
         # (huge intermediates that cancel), so no printed form could be checked at 1e-8
         return None
-    forms = [("r.differential.text", r.differential.text, contracted)]
-    forms.append(("r.text", r.text, contracted if r.shown_as_differential else value))
+    shown = contracted if r.shown_as_differential else value
+    forms = [("r.differential.text", r.differential.text, contracted),
+             ("r.text", r.text, shown),
+             ("r.differential.latex", r.differential.latex, contracted),
+             ("r.latex", r.latex, shown)]
     return [(what, text, expected, values, r) for what, text, expected in forms]
+
+
+def _unsized(latex: str) -> bool:
+    """Whether a LaTeX form has a ones array or identity without its size (\\mathbf{1}, I):
+    where nothing around them fixes it, reading it back cannot know the size."""
+    return bool(re.search(r"\\mathbf\{1\}(?!_)|\bI\b(?!_)", latex))
 
 
 def check_case(case: Case, order: int) -> list[str] | None:
@@ -88,15 +100,21 @@ def check_case(case: Case, order: int) -> list[str] | None:
     problems = []
     for what, text, expected, values, r in forms:
         declare = case.declare if case.fully_declared else r.declaration
-        if "[" in text:
+        if "[" in text and not what.endswith("latex"):
             problems.append(f"{what} is index notation: {text}")
             continue
         try:
             # a long printed form reads back under the limits its length needs (the default
             # parts limit is for typed input)
             with np.errstate(all="ignore"), matdiff.limits(parts=max(10_000, len(text))):
-                actual = matdiff.evaluate(text, declare, **values)
+                actual = matdiff.evaluate(text, declare, **values,
+                                          syntax="latex" if what.endswith("latex") else "text")
             error = relative_error(actual, expected)
+        except matdiff.MatdiffError as err:
+            if what.endswith("latex") and "is not known" in str(err) and _unsized(text):
+                continue  # LaTeX writes 1 and I unsized where only the text states sizes
+            problems.append(f"{what} {text!r} does not read back: {err}")
+            continue
         except Exception as err:  # noqa: BLE001 - any failure to read back is the finding
             problems.append(f"{what} {text!r} does not read back: {type(err).__name__}: {err}")
             continue

@@ -220,6 +220,21 @@ FORMULAS = [
      None),
     (r"\log 2\pi + \ln(\mathbf{x}^\top\mathbf{x})", "log(2*pi) + log(x'*x)", None),
     (r"(\mathbf{x} - \mu)^\top (\mathbf{x} - \mu).", "(x - mu)'*(x - mu)", "mu: vector"),
+    # what matdiff itself prints: directions, Hadamard powers, where, \log\det(...) then more
+    (r"2 \mathrm{d}x^{\top}\, A \mathrm{d}x + \mathrm{d}\mathbf{x}^\top \mathbf{x}",
+     "2*dx'*A*dx + dx'*x", None),
+    (r"\operatorname{tr}\left(\mathrm{d}S\, S^{-1}\right)", "tr(dS*inv(S))", None),
+    (r"\operatorname{sum}\left(x \odot \mathrm{d}x^{\circ 2}\right) + \mathbf{y}^{\circ 3}"
+     r"^\top \mathbf{1}", "sum(x .* dx.^2) + (y.^3)'*vector(1)", "x: vector"),
+    (r"s^\top s \quad\text{where } s = \exp\left(A x\right), t = s", "exp(A*x)'*exp(A*x)",
+     "x: vector"),
+    (r"\log\det\left(G\right) b + \log\det\left(G\right)^{2} + \log{\det(G) b}",
+     "log(det(G))*b + log(det(G))^2 + log(det(G)*b)", None),
+    (r"\sin\left(a\right) b + \sin\cos(a)^{-1}", "sin(a)*b + 1/sin(cos(a))", None),
+    (r"\operatorname{abs}\left(A\right) + \left\|\mathbf{x}\right\|_{2} I_{n}",
+     "abs(A) + norm2(x)*eye(n)", "A: matrix(n, n)"),
+    (r"2\,\mathbf{1}_{n} + \mathbf{1}_{n} \mathbf{1}_{m}^{\top} \mathbf{y}",
+     "vector(2, n) + vector(1, n)*vector(1, m)'*y", "y: vector(m)"),
 ]
 
 
@@ -352,6 +367,9 @@ ERRORS = [
     (r"\mathit{inv}(x)", 1, "inv is a reserved name"),
     (r"\Sigma_{1.5}", 9, "'1.5' cannot be part of a subscript"),
     (r"\,", None, "empty expression"),
+    (r"\mathrm{d} + x", 1, r"\mathrm{d} (a differential) must be followed by a variable"),
+    (r"x^{\cdot 2}", 4, "unexpected '*' in an exponent"),
+    (r"x^\top x \quad\text{where } 2 = x", 29, "only a name can be bound"),
 ]
 
 

@@ -231,10 +231,10 @@ def split_den(t: Mono) -> Mono:
 def positive_power(base, q: Fraction):
     """base^q for a scalar base and q > 0 as a textbook writes it: sqrt(b), and the square
     root of u'*u as norm2(u) (its powers as powers of the norm)."""
-    u = _dot_of_itself(base)
-    if u is not None and (2 * q).denominator == 1:
+    found = _dot_of_itself(base)
+    if found is not None and (2 * q).denominator == 1:
         k = int(2 * q)
-        norm = Call("norm2", (u,))
+        norm = Call("norm2", found[:1], found[1])
         return norm if k == 1 else Power(norm, Num(Fraction(k)), False)
     if q == 1:
         return base
@@ -243,21 +243,21 @@ def positive_power(base, q: Fraction):
     return Power(base, Num(q), False)
 
 
-def _dot_of_itself(note):
-    """u for the notation u'*u (or tr(U*U'), tr(U'*U) of a matrix), else None."""
+def _dot_of_itself(note) -> tuple | None:
+    """(u, 1) for the notation u'*u, (U, 2) for tr(U*U') or tr(U'*U); else None."""
     if isinstance(note, Mono) and note.coef == 1 and len(note.scalars) == 1 \
             and not note.chain and not note.den:
         return _dot_of_itself(note.scalars[0])
     if isinstance(note, Call) and note.fn == "tr" and isinstance(note.args[0], Mono):
         chain = note.args[0].chain
         if len(chain) == 2 and Transpose(chain[0]) == chain[1]:
-            return chain[0]
+            return chain[0], 2
         if len(chain) == 2 and Transpose(chain[1]) == chain[0]:
-            return chain[1]
+            return chain[1], 2
         return None
     if isinstance(note, Mono) and note.coef == 1 and not note.scalars and not note.den \
             and len(note.chain) == 2 and note.chain[0] == Transpose(note.chain[1]):
-        return note.chain[1]
+        return note.chain[1], 1
     return None
 
 

@@ -209,7 +209,8 @@ class _Raiser:
             return Power(self.raise_(e.args[0]), Num(e.args[1].data), False)
         if e.ndim > 2 or any(a.ndim > 2 for a in e.args):
             raise NoMatrixForm
-        return Call(op, tuple(self.raise_(a) for a in e.args))
+        rank = e.args[0].ndim if op in ("abs", "norm1", "norm2") else 0
+        return Call(op, tuple(self.raise_(a) for a in e.args), rank)
 
     def _merged(self, e: Expr):
         """vec(X), or a Kronecker form of a tensor with merged axes."""

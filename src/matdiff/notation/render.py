@@ -51,7 +51,6 @@ UNICODE = Style("unicode", "", " ⊙ ", " ⊘ ", "−", "(", ")")
 # the primitives say how they print; the rest are sugar that raising writes back
 _LATEX_FUNCTIONS = {name: p.latex for name, p in PRIMITIVES.items() if name.isalpha()} | {
     "tr": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "sum": r"\operatorname{sum}",
-    "norm1": r"\operatorname{norm_1}", "norm2": r"\operatorname{norm_2}",
     "vec": r"\operatorname{vec}", "d": r"\mathrm{d}"}  # d(u): a differential (explain/)
 _DIRECTION = re.compile(r"d([A-Za-z]|" + "|".join(LETTER_OF) + r")(?:_(\d+))?")  # dX, dSigma
 _SUBSCRIPT = dict(zip("0123456789aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
@@ -61,6 +60,9 @@ _UNICODE_FRACTIONS = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4
                       Fraction(3, 4): "¾", Fraction(2, 3): "⅔"}
 
 
+
+
+_NORMS = {"norm1": "1", "norm2": "2"}  # the reader's \|x\|_1 and \|x\|_2 (vectors)
 
 
 def _latex_name(name: str) -> str:
@@ -167,8 +169,7 @@ class _Printer:
         if node == ONES and s is not TEXT:
             return (r"\mathbf{1}" if s is LATEX else "𝟏"), ATOM
         if node.fn in ("vector", "matrix") and s is not TEXT:
-            value = self.show(node.args[0])
-            return (rf"{value}\,\mathbf{{1}}" if s is LATEX else f"{value}·𝟏"), PRODUCT
+            return self.filled(node)
         args = ", ".join(self.show(a) for a in node.args)
         if s is TEXT:
             return f"{node.fn}({args})", ATOM
@@ -184,10 +185,29 @@ class _Printer:
             return f"{self.at_least(arg, ATOM)}{mark}", POSTFIX
         if node.fn == "sqrt":
             return (rf"\sqrt{{{args}}}" if s is LATEX else f"√({args})"), ATOM
-        if node.fn == "abs" and s is LATEX:
+        if node.fn == "abs" and s is LATEX and not node.arg_rank:
             return rf"\left|{args}\right|", ATOM
+        if node.fn in _NORMS and s is LATEX:
+            which = "F" if node.arg_rank == 2 else _NORMS[node.fn]
+            return rf"\left\|{args}\right\|_{{{which}}}", ATOM
         name = _LATEX_FUNCTIONS.get(node.fn, node.fn) if s is LATEX else node.fn
         return f"{name}{s.lparen}{args}{s.rparen}", ATOM
+
+    def filled(self, node: Call) -> tuple[str, int]:
+        r"""vector(c, n) is c 1_n and matrix(c, m, n) is c 1_m 1_n': in LaTeX
+        c\,\mathbf{1}_{m} \mathbf{1}_{n}^{\top}, sizes where the form states them."""
+        latex = self.s is LATEX
+        sizes = [a.name for a in node.args[1:]]
+        one = r"\mathbf{1}" if latex else "𝟏"
+        ones = [self.sized(one, [d]) if d else one
+                for d in (sizes or [None] * (1 if node.fn == "vector" else 2))]
+        if len(ones) == 2:
+            ones[1] += r"^{\top}" if latex else "ᵀ"
+        ones = (" " if latex else "").join(ones)
+        if isinstance(node.args[0], Num) and node.args[0].value == 1:
+            return ones, ATOM if node.fn == "vector" else PRODUCT
+        return (rf"{self.show(node.args[0])}\," if latex else f"{self.show(node.args[0])}·") \
+            + ones, PRODUCT
 
     def sized(self, symbol: str, dims: list[str]) -> str:
         if self.s is LATEX:

@@ -47,6 +47,9 @@ class Sym:
 class Call:
     fn: str
     args: tuple
+    # the rank of the argument, where LaTeX writes the function by it: |a| of a scalar but
+    # abs(A) of an array (|A| reads as det(A)), \|x\|_2 of a vector but \|X\|_F of a matrix
+    arg_rank: int = 0
 
 
 @_note
@@ -167,7 +170,7 @@ def children(note) -> list:
     for value in (getattr(note, name) for name in note.note_fields):
         if isinstance(value, tuple):
             out.extend(v for v in value if not isinstance(v, (str, Fraction)))
-        elif value is not None and not isinstance(value, (str, Fraction, bool)):
+        elif value is not None and not isinstance(value, (str, Fraction, int)):
             out.append(value)
     return out
 

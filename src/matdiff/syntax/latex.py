@@ -33,6 +33,7 @@ from .parse import (
     Transpose,
     Unary,
     _check_size,
+    _substitute_bindings,
 )
 
 
@@ -41,6 +42,25 @@ class LatexName(Name):
     """A name with its typography: bold says vector (lower case) or matrix (capital)."""
 
     bold: bool = False
+
+
+@dataclass(eq=False)
+class _Juxtaposed(Binary):
+    """A product written as factors side by side (A B), as opposed to a braced group."""
+
+
+@dataclass(eq=False)
+class _Closed(Call):
+    r"""A call with its parentheses written, \det\left(A\right)."""
+
+
+def _plain(node: Node) -> Node:
+    """The node as an ordinary tree node (braces end what the markers above say)."""
+    if isinstance(node, _Juxtaposed):
+        return Binary(pos=node.pos, op=node.op, left=node.left, right=node.right)
+    if isinstance(node, _Closed):
+        return Call(pos=node.pos, fn=node.fn, args=node.args)
+    return node
 
 
 # --- tokens --------------------------------------------------------------------------------------
@@ -111,7 +131,23 @@ def tokenize(text: str) -> list[Token]:
             tokens.extend(_sized_delimiter(value, delimiter, start))
             continue
         tokens.extend(_read(kind, value, start))
-    return _tell_bars_apart(tokens)
+    return _tell_bars_apart(_join_differentials(tokens))
+
+
+def _join_differentials(tokens: list[Token]) -> list[Token]:
+    r"""\mathrm{d}X is the name dX (the differential of X, as matdiff prints it)."""
+    out: list[Token] = []
+    for n, token in enumerate(tokens):
+        if token.type != "DIFF":
+            if not (n and tokens[n - 1].type == "DIFF"):
+                out.append(token)
+            continue
+        following = tokens[n + 1] if n + 1 < len(tokens) else None
+        if following is None or following.type not in ("NAME", "BOLD"):
+            raise _error(r"\mathrm{d} (a differential) must be followed by a variable",
+                         token.start_pos + 1, r"as in \mathrm{d}X, read as the name dX")
+        out.append(_token(following.type, "d" + following, token.start_pos, following.end_pos))
+    return out
 
 
 def _next_nonspace(raw: list[re.Match], index: int) -> tuple[re.Match | None, int]:
@@ -209,6 +245,8 @@ def _styled(value: str, start: int) -> Token:
     style = match.group(1)
     content = match.group(2) if match.group(2) is not None else match.group(3)
     end = start + len(value)
+    if style in ("mathrm", "text", "textrm") and content in ("d", "where"):
+        return _token("DIFF" if content == "d" else "WHERE", content, start, end)
     if style in ("operatorname", "mathrm", "text", "textrm") and content in FUNCTION_WORDS:
         return _token("FN", FUNCTION_WORDS[content], start, end)
     if style == "operatorname":
@@ -308,13 +346,14 @@ class _BuildTree(Transformer):
         return Call(pos=_column(token), fn="vector", args=[Num(pos=_column(token), value=1)])
 
     def group(self, opening: Token, inner: Node, closing: Token) -> Node:
+        inner = _plain(inner)
         return inner
 
     def binary(self, left: Node, op: Token, right: Node) -> Binary:
         return Binary(pos=_column(op), op=str(op), left=left, right=right)
 
     def juxtapose(self, left: Node, right: Node) -> Binary:
-        return Binary(pos=_start(right), op="*", left=left, right=right)
+        return _Juxtaposed(pos=_start(right), op="*", left=left, right=right)
 
     def negate(self, minus: Token, arg: Node) -> Unary:
         return Unary(pos=_column(minus), op="-", arg=arg)
@@ -325,11 +364,37 @@ class _BuildTree(Transformer):
     def transpose(self, arg: Node, tick: Token) -> Transpose:
         return Transpose(pos=_column(tick), arg=arg)
 
-    def call(self, fn: Token, arg: Node) -> Call:
-        return Call(pos=_column(fn), fn=str(fn), args=[arg])
+    def call(self, fn: Token, arg: Node) -> Node:
+        r"""A function before a bare argument, which runs as far as it can (\log 2\pi) unless
+        it starts with a call in parentheses: \log\det\left(G\right)^{2} b is
+        (log(det(G)))^2*b, as \log\left(x\right)^{2} b is (log(x))^2*b."""
+        spine, node = [], arg
+        while True:  # down the first factor, through juxtapositions and powers
+            if isinstance(node, _Juxtaposed) or (isinstance(node, Binary)
+                                                 and node.op in ("^", ".^")):
+                spine.append(node)
+                node = node.left
+            elif isinstance(node, Transpose) or (isinstance(node, Call) and not
+                                                 isinstance(node, _Closed) and
+                                                 node.fn == "inv_or_reciprocal"):
+                spine.append(node)
+                node = node.arg if isinstance(node, Transpose) else node.args[0]
+            else:
+                break
+        if not isinstance(node, _Closed):
+            return Call(pos=_column(fn), fn=str(fn), args=[_plain(arg)])
+        inner: Node = _Closed(pos=_column(fn), fn=str(fn), args=[node])
+        for outer in reversed(spine):
+            if isinstance(outer, Transpose):
+                inner = Transpose(pos=outer.pos, arg=inner)
+            elif isinstance(outer, Call):
+                inner = Call(pos=outer.pos, fn=outer.fn, args=[inner])
+            else:
+                inner = type(outer)(pos=outer.pos, op=outer.op, left=inner, right=outer.right)
+        return inner
 
     def call_parenthesised(self, fn: Token, opening: Token, arg: Node, closing: Token) -> Call:
-        return self.call(fn, arg)
+        return _Closed(pos=_column(fn), fn=str(fn), args=[arg])
 
     def function_script(self, fn: Token, script: Token) -> Node:
         if fn == "sum":
@@ -378,6 +443,13 @@ class _BuildTree(Transformer):
     def superscript_inverse_top(self, *tokens: Token) -> tuple:
         return ("inverse transpose",)
 
+    def superscript_hadamard(self, opening: Token, operator: Token, inner: Node,
+                             closing: Token) -> tuple:
+        if operator != ".*":
+            raise _error(f"unexpected '{operator}' in an exponent", _column(operator),
+                         r"x^{\circ 2} is the elementwise square")
+        return ("hadamard power", inner)
+
     def superscript_digit(self, token: Token) -> tuple:
         if len(token) > 1:  # x^23 is x^2 3 in LaTeX
             raise _error(f"write the exponent {token} in braces", _column(token),
@@ -397,12 +469,27 @@ class _BuildTree(Transformer):
             return Transpose(pos=column, arg=Call(pos=column, fn="inv_or_reciprocal",
                                                   args=[base]))
         exponent = script[1]
+        if script[0] == "hadamard power":
+            return Binary(pos=column, op=".^", left=base, right=exponent)
         if (isinstance(exponent, Unary) and isinstance(exponent.arg, Num)
                 and exponent.arg.value == 1):
             return Call(pos=column, fn="inv_or_reciprocal", args=[base])
         if isinstance(base, LatexName) and base.name == "e" and not base.bold:
             return Call(pos=base.pos, fn="exp", args=[exponent])  # Euler's number
         return Binary(pos=column, op="^", left=base, right=exponent)
+
+    def binding(self, target: Node, equals: Token, value: Node) -> tuple[Token, Node]:
+        if not isinstance(target, LatexName):
+            raise _error("only a name can be bound after where", _start(target),
+                         r"as in \quad\text{where } s = \exp(x)")
+        if target.name in FUNCTIONS or target.name in CONSTANTS:
+            raise _error(f"'{target.name}' is a function or constant and cannot be bound",
+                         target.pos, "choose another name")
+        return _token("NAME", target.name, target.pos - 1), value
+
+    def where(self, body: Node, keyword: Token, *rest) -> Node:
+        bindings = [item for item in rest if isinstance(item, tuple)]
+        return _substitute_bindings(body, keyword, bindings)
 
     def subscript_braced(self, opening: Token, *tokens: Token) -> list[Token]:
         return list(tokens[:-1])
@@ -422,6 +509,13 @@ class _BuildTree(Transformer):
                 raise _error(f"unknown norm subscript {which}", column,
                              r"use \|x\|_1, \|x\|_2 or \|X\|_F")
             return Call(pos=base.pos, fn=fn, args=base.args)
+        if (isinstance(base, Call) and base.fn == "vector" and not base.sizes
+                and len(tokens) == 1 and tokens[0].type in ("NAME", "NUMBER")):
+            # \mathbf{1}_{n}: the ones vector of size n, as matdiff prints a stated size
+            size = int(tokens[0]) if tokens[0].type == "NUMBER" else str(tokens[0])
+            if size == 0:
+                raise _error("a size is a positive whole number", _column(tokens[0]))
+            return Call(pos=base.pos, fn="vector", args=base.args, sizes=(size,))
         if isinstance(base, Name) and base.name == "pi":  # \pi_k, a mixing weight
             base = LatexName(pos=base.pos, name="pi")
         if not isinstance(base, LatexName) or "_" in base.name:

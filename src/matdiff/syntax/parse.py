@@ -6,7 +6,7 @@ Columns count characters from the start of the text (for one-line input that is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -232,7 +232,7 @@ def _with_children(node: Node, new: list[Node]) -> Node:
         return Binary(pos=node.pos, op=node.op, left=new[0], right=new[1])
     if isinstance(node, Num):
         return Num(pos=node.pos, value=node.value)
-    return Name(pos=node.pos, name=node.name)
+    return replace(node)  # a Name, keeping its class (LaTeX names carry their typography)
 
 
 def _copy(node: Node) -> Node:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from ..errors import MatdiffError
 from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
-from .types import KIND_DEPENDENT, Decl, infer
+from .types import KIND_DEPENDENT, Decl, direction_base, infer
 
 _KIND_WORDS = ("scalar", "vector", "matrix")
 MAX_READINGS = 729  # 3^6: up to six names without a hint are read every way
@@ -27,16 +27,24 @@ def type_by_usage(root: Node, decls: dict[str, Decl], source: str) -> tuple[Node
     from .latex import LatexName  # latex imports this module lazily
 
     root = _rebuild(root, lambda node: _identity(node, decls))
+    names = {node.name for node in post_order(root) if isinstance(node, LatexName)}
     ranks: dict[str, int | None] = {}
+    bases: set[str] = set()  # V of each direction dV (\mathrm{d}V): dV has V's type
     for node in post_order(root):
+        base = (direction_base(node.name, names | set(decls))
+                if isinstance(node, LatexName) and node.name not in decls else None)
+        if base is not None:
+            bases.add(base)
+            continue
         if isinstance(node, LatexName) and node.name not in ("pi", "eye"):
             hint = _hinted_rank(node)
             ranks[node.name] = hint if ranks.get(node.name) is None else ranks[node.name]
-    known = {name: decls[name] for name in ranks if name in decls}
+    known = {name: decls[name] for name in (*ranks, *bases) if name in decls}
     known |= {name: _decl(name, rank) for name, rank in ranks.items()
               if name not in decls and rank is not None}
     free = [name for name, rank in ranks.items() if name not in known]
-    chosen = known | _kinds_of_free_names(root, known, free, source)
+    # every declaration, used or not: its dimension names are taken, and its V types a dV
+    chosen = decls | known | _kinds_of_free_names(root, known, free, source)
     infer(root, chosen, source)
     root = _rebuild(root, _meaning)
     return root, infer(root, chosen, source)
