@@ -1,6 +1,7 @@
 """Emit: a lowered program (:mod:`.compile`) written as a self-contained Python function for
 NumPy, JAX or PyTorch: imports, a docstring with the formula, shape checks, one named temporary
-per line. The same text is what ``r.source()`` prints and what ``r.compile()`` executes.
+per line. The same text is what ``r.source()`` prints and what ``r.compile()`` executes (with,
+beside it, the body alone for inputs the call path has already checked).
 
 A pairwise contraction becomes the cheapest kernel its index pattern allows: a matrix product
 of (reshaped, transposed) views where an index is summed, a broadcast product where none is,
