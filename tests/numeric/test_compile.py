@@ -116,7 +116,7 @@ def test_hessian_vector_product_on_symmetric_matrices():
     assert relative_error(hvp(**point, V=v), numeric) < 1e-7
 
 
-@pytest.mark.parametrize("expr, wrt, order, declare", [
+INTERPRETED = [
     (FACTORISATION, "U", 1, None), (FACTORISATION, "U", 2, None),
     (LOGISTIC, "w", 1, None), (LOGISTIC, "w", 2, None),
     ("x'*A*x", "x", 2, None), (NLL, "S", 1, NLL_DECLARE), (NLL, "S", 2, NLL_DECLARE),
@@ -125,7 +125,13 @@ def test_hessian_vector_product_on_symmetric_matrices():
     ("tr(A^3)", "A", 1, "A: matrix(n,n)"), ("x'*A^5*x", "A", 1, "A: matrix(n,n)"),  # mpow
     # two log-domain scalar groups built from one temporary node (interning is weak)
     (GAUSSIAN, "S", 1, GAUSSIAN_DECLARE), (GAUSSIAN, "x", 1, GAUSSIAN_DECLARE),
-])
+    # sums accumulated in place next to a temporary read twice; Gram products, symmetric
+    ("A*B + (A*B)' + A*B*C", "B", 1, "A, B, C: matrix(n,n)"),
+    ("tr(X'*X*B) + tr(B*X'*X*X'*X)", "X", 2, "X, B: matrix(n,n)"),
+]
+
+
+@pytest.mark.parametrize("expr, wrt, order, declare", INTERPRETED)
 def test_compiled_agrees_with_the_interpreter(expr, wrt, order, declare):
     """Each planner identity (identities renamed or embedded, sums distributed, scalars moved,
     solves, Cholesky) against the step-by-step evaluation r.numpy(), itself checked against
@@ -139,6 +145,36 @@ def test_compiled_agrees_with_the_interpreter(expr, wrt, order, declare):
         if "k" in values:
             values["k"] = float(n)
         assert relative_error(fn(**values), r.numpy()(**values)) < 1e-12, fn.source()
+
+
+@pytest.mark.parametrize("expr, wrt, order, declare", INTERPRETED)
+def test_the_fast_call_path_agrees_with_the_checked_one(expr, wrt, order, declare):
+    """A second call with float64 arrays of the same shapes skips conversion and checks (the
+    trusted twin of the function): new values, the same answers as r.numpy(); a wrong shape,
+    a float32 or list argument after it still goes through the checked path."""
+    r = matdiff.derive(expr, wrt, order=order, declare=declare)
+    rng = np.random.default_rng(6)
+    fn = r.compile()
+    fn(**_point(r, rng, 4))
+    assert fn._trusted, "the shapes were not admitted to the fast path"
+    values = _point(r, rng, 4)
+    expected = r.numpy()(**values)
+    assert relative_error(fn(**values), expected) < 1e-12, fn.source()
+    converted = {k: v.astype(np.float32).astype(np.float64).tolist() if np.ndim(v) else v
+                 for k, v in values.items()}
+    rounded = {k: np.asarray(v) if np.ndim(v) else v for k, v in converted.items()}
+    assert relative_error(fn(**converted), r.numpy()(**rounded)) < 1e-12
+    name, array = next((k, v) for k, v in values.items() if np.ndim(v) and k in fn.parameters)
+    with pytest.raises(MatdiffError, match=f"{name} should"):
+        fn(**{**values, name: np.zeros(array.shape + (2,))})
+
+
+def test_a_fast_call_that_fails_says_why_as_the_checked_one_does():
+    fn = matdiff.derive(GAUSSIAN, "x", declare=GAUSSIAN_DECLARE).compile()
+    rng = np.random.default_rng(7)
+    fn(**gaussian_point(3, rng))
+    with pytest.raises(MatdiffError, match="positive definite"):
+        fn(S=-np.eye(3), x=np.zeros(3), m=np.zeros(3), k=3.0)
 
 
 def _point(r, rng, n):
@@ -167,6 +203,16 @@ def test_kernels_read_off_the_source():
     source = matdiff.derive(FACTORISATION, "U", order=2).compile().source({"n": 50, "m": 40,
                                                                             "p": 3})
     assert "eye" not in source and "2.0 * t1" in source, source
+    # V'*V is symmetric: the Hessian-vector product W*(2*V'*V) reads it untransposed
+    source = matdiff.compile(FACTORISATION, wrt="U", order=2, direction="W").source(
+        {"n": 300, "m": 300, "p": 4})
+    assert "t1 = V.T @ V" in source and "W @ t2\n" in source, source
+    # the NLL Hessian's two outer products accumulate into one array, laid out in C order
+    nll = matdiff.derive(NLL, "S", order=2, declare=NLL_DECLARE)
+    source = nll.compile().source({"n": 30})
+    assert "+= t" in source and "order='C'" in source, source
+    point = _point(nll, np.random.default_rng(8), 5)
+    assert nll.compile()(**point).flags.c_contiguous
     # posdef: the x-gradient of the density solves with the Cholesky factor, no inverse
     source = matdiff.derive(GAUSSIAN, "x", declare=GAUSSIAN_DECLARE).compile().source()
     source = re.sub(r'"""[^"]*"""', "", source)      # the code, not the formula
@@ -355,3 +401,40 @@ def test_constant_scalars_are_folded_when_the_code_is_written():
     f = np.exp(-2.5 * np.log(2 * np.pi) - np.linalg.slogdet(point["S"])[1] / 2
                - d @ np.linalg.solve(point["S"], d) / 2)
     assert abs(fn(**point)[0] - f) < 1e-12 * f
+
+
+def _path_cost(spec: str, shapes, path) -> int:
+    inputs, out = spec.split("->")
+    ops = [set(t) for t in inputs.split(",")]
+    size = {c: d for t, sh in zip(inputs.split(","), shapes) for c, d in zip(t, sh)}
+    total = 0
+    for pair in path:
+        picked = [ops[p] for p in pair]
+        for p in sorted(pair, reverse=True):
+            del ops[p]
+        met = set().union(*picked)
+        total += int(np.prod([size[c] for c in met]))
+        ops.append(met & (set(out).union(*ops)))
+    return total
+
+
+def test_the_contraction_order_of_a_few_factors_is_the_cheapest():
+    """Every order is tried for up to four factors: no order opt_einsum finds (its optimal
+    search) costs less, and the order computes the same tensor as a plain einsum."""
+    from matdiff.numeric.plan import _cheapest_path
+    opt_einsum = pytest.importorskip("opt_einsum")
+    rng = np.random.default_rng(9)
+    specs = ["ab,bc,cd->ad", "ab,bc,cd,de->ae", "ij,jk,k->i", "ab,cb,cd,a->d",
+             "ij,jk,kl,li->", "abc,cd,de->abe"]
+    for spec in specs:
+        for _ in range(4):
+            letters = sorted(set(spec) - set(",->"))
+            size = dict(zip(letters, rng.integers(2, 40, len(letters))))
+            shapes = [tuple(int(size[c]) for c in t) for t in spec.split("->")[0].split(",")]
+            mine = _cheapest_path(spec, shapes)
+            theirs = opt_einsum.contract_path(spec, *shapes, shapes=True,
+                                              optimize="optimal")[0]
+            assert _path_cost(spec, shapes, mine) <= _path_cost(spec, shapes, theirs)
+            arrays = [rng.standard_normal(sh) for sh in shapes]
+            ordered = np.einsum(spec, *arrays, optimize=["einsum_path", *mine])
+            assert relative_error(ordered, np.einsum(spec, *arrays)) < 1e-12

@@ -13,14 +13,21 @@ from collections.abc import Callable, Mapping, Sequence
 from .. import budget
 from ..core.ir import Dim, Expr
 from ..errors import MatdiffError
-from .emit import BACKENDS, Function, build, module_source, parameters
+from .emit import BACKENDS, Function, build_pair, module_source, parameters
 from .plan import lower_program
 
 DEFAULT_SIZE = 100   # where source is written without sizes: the order for mid-sized inputs
 
 
 class Compiled:
-    """callable(**arrays) -> the roots' values (a tuple when there are several)."""
+    """callable(**arrays) -> the roots' values (a tuple when there are several).
+
+    A NumPy call whose arguments are already float64 ndarrays (Python floats for scalars) of
+    shapes seen before runs the trusted twin of the function straight away: a few attribute
+    comparisons and one dictionary lookup. Anything else takes the checked path, which
+    converts, validates (a clear MatdiffError) and, once it succeeds, admits those shapes to
+    the fast one.
+    """
 
     def __init__(self, roots: Sequence[Expr], shapes: Mapping[str, tuple[Dim, ...]],
                  backend: str = "numpy", name: str = "f", doc: str | Callable[[], str] = ""):
@@ -43,6 +50,10 @@ class Compiled:
         # the sizes as one expression: a call's fixed cost is a few attribute reads, not a loop
         items = "".join(f"a[{name!r}].shape[{axis}], " for _, name, axis in self._size_sources)
         self._key: Callable[[Mapping], tuple] = eval(f"lambda a: ({items})")  # noqa: S307
+        self._trusted: dict[tuple, Callable] = {}   # the arrays' shapes -> the trusted twin
+        self._sizes_trusted: dict[tuple, Callable] = {}
+        self._dispatch = _dispatcher(self.parameters, self.shapes, self._trusted,
+                                     self._checked_call) if backend == "numpy" else None
 
     def _dims(self) -> set[str]:
         return {d for shape in self.shapes.values() for d in shape if isinstance(d, str)}
@@ -81,17 +92,26 @@ class Compiled:
         fn = self._cache.get(key)
         if fn is None:
             sizes = {d: n for (d, _, _), n in zip(self._size_sources, key)}
-            fn = build(self.function(sizes, documented=False), self.backend)
+            inputs = self.parameters if self._dispatch is not None else None
+            fn, trusted = build_pair(self.function(sizes, documented=False), self.backend,
+                                     inputs)
             if self.backend == "jax":
                 import jax
                 fn = jax.jit(fn)
             self._cache[key] = fn
+            if trusted is not None:
+                self._sizes_trusted[key] = trusted
         return fn
 
     def __call__(self, **arrays):
+        if self._dispatch is not None:
+            return self._dispatch(arrays)
+        return self._checked_call(arrays)
+
+    def _checked_call(self, arrays: Mapping[str, object]):
         fn = self._prepare(arrays)
         try:
-            return fn(**arrays)
+            result = fn(**arrays)
         except ValueError as err:       # the shape checks, in one line
             raise MatdiffError(str(err)) from None
         except TypeError:
@@ -106,6 +126,19 @@ class Compiled:
                                    hint="the formula needs an invertible (for a posdef "
                                         "variable: positive definite) matrix here") from None
             raise
+        if self._dispatch is not None:   # these shapes passed the checks: fast from now on
+            import numpy as np
+            shapes = tuple(np.shape(arrays[n]) for n in self.parameters if self.shapes[n])
+            trusted = self._sizes_trusted.get(self._key_of(arrays))
+            if trusted is not None:
+                self._trusted[shapes] = trusted
+        return result
+
+    def _key_of(self, arrays: Mapping[str, object]) -> tuple:
+        try:
+            return self._key(arrays)
+        except (KeyError, AttributeError, IndexError, TypeError):
+            return self._sizes_slowly(arrays)
 
     def _sizes_slowly(self, arrays: Mapping[str, object]) -> tuple[int, ...]:
         import numpy as np
@@ -120,6 +153,38 @@ class Compiled:
                                    f"array of shape {shape}")
             key.append(shape[axis])
         return tuple(key)
+
+
+def _dispatcher(names: Sequence[str], shapes: Mapping[str, tuple[Dim, ...]],
+                trusted: Mapping[tuple, Callable], checked: Callable) -> Callable:
+    """The NumPy call path, written out for these inputs: every test a comparison of a class,
+    a dtype or a shape, no conversion, no loop; anything unusual goes to ``checked``."""
+    import numpy as np
+    args = [f"a{k}" for k in range(len(names))]
+    arrays = [a for a, n in zip(args, names) if shapes[n]]
+    scalars = [a for a, n in zip(args, names) if not shapes[n]]
+    tests = [f"{a}.__class__ is ndarray and {a}.dtype is f64" for a in arrays]
+    tests += [f"{a}.__class__ in scalar" for a in scalars]
+    key = "(" + "".join(f"{a}.shape, " for a in arrays) + ")"
+    reads = "; ".join(f"{a} = arrays[{n!r}]" for a, n in zip(args, names)) or "pass"
+    text = f"""def dispatch(arrays):
+    try:
+        {reads}
+    except KeyError:
+        return checked(arrays)
+    if {" and ".join(tests) or "True"}:
+        fn = trusted.get({key})
+        if fn is not None:
+            try:
+                return fn({", ".join(args)})
+            except Exception:   # the checked path says what went wrong, in its words
+                pass
+    return checked(arrays)
+"""
+    namespace = {"ndarray": np.ndarray, "f64": np.dtype(np.float64), "trusted": trusted,
+                 "checked": checked, "scalar": frozenset({float, np.float64})}
+    exec(compile(text, "<matdiff dispatch>", "exec"), namespace)  # noqa: S102
+    return namespace["dispatch"]
 
 
 def _require(backend: str) -> None:

@@ -1,6 +1,7 @@
 """Emit: a lowered program (:mod:`.compile`) written as a self-contained Python function for
 NumPy, JAX or PyTorch: imports, a docstring with the formula, shape checks, one named temporary
-per line. The same text is what ``r.source()`` prints and what ``r.compile()`` executes.
+per line. The same text is what ``r.source()`` prints and what ``r.compile()`` executes (with,
+beside it, the body alone for inputs the call path has already checked).
 
 A pairwise contraction becomes the cheapest kernel its index pattern allows: a matrix product
 of (reshaped, transposed) views where an index is summed, a broadcast product where none is,
@@ -10,6 +11,7 @@ of (reshaped, transposed) views where an index is summed, a broadcast product wh
 from __future__ import annotations
 
 import keyword
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,11 +24,9 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def has_scipy() -> bool:
-    try:
-        import scipy.linalg  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether SciPy is installed, without importing it: only code using it imports it."""
+    import importlib.util
+    return importlib.util.find_spec("scipy") is not None
 
 
 @dataclass
@@ -126,6 +126,10 @@ def module_source(functions: Sequence[Function], backend: str, extra: str = "") 
     for fn in functions:
         text, d = function_source(fn, backend)
         bodies.append(text)
+    return _module(bodies, d, extra)
+
+
+def _module(bodies: Sequence[str], d: _Dialect, extra: str = "") -> str:
     helpers = _CHO_INVERSE if any("_cho_inverse(" in b for b in bodies) else ""
     imports = list(d.imports)
     scipy_names = [n for n, used in (("cho_solve", "cho_solve((" in "".join(bodies)),
@@ -138,10 +142,24 @@ def module_source(functions: Sequence[Function], backend: str, extra: str = "") 
 
 def build(fn: Function, backend: str) -> Callable:
     """The function, executed from its source."""
-    text = module_source([fn], backend)
+    return build_pair(fn, backend)[0]
+
+
+def build_pair(fn: Function, backend: str, inputs: Sequence[str] | None = None
+               ) -> tuple[Callable, Callable | None]:
+    """The checked function and, with ``inputs`` (the positional order), its trusted twin:
+    the same body without conversions or shape checks, its sizes written in as numbers, for
+    arrays already known to be float64 of the planned shapes. One source, one exec."""
+    writer = _Writer(fn, dialect(backend))
+    bodies = [writer.text()]
+    fast = None
+    if inputs is not None and set(writer.params) <= set(inputs):
+        fast = "_trusted_" + fn.name
+        bodies.append(writer.trusted_text(fast, inputs))
+    source = _module(bodies, writer.d)
     namespace: dict = {}
-    exec(compile(text, f"<matdiff {fn.name}>", "exec"), namespace)  # noqa: S102
-    return namespace[fn.name]
+    exec(compile(source, f"<matdiff {fn.name}>", "exec"), namespace)  # noqa: S102
+    return namespace[fn.name], namespace[fast] if fast else None
 
 
 def parameters(roots: Sequence[Expr], shapes: Mapping[str, tuple[Dim, ...]]) -> list[str]:
@@ -175,7 +193,14 @@ class _Writer:
             taken.add(ident)
         self.like = next((n for n in self.params if fn.shapes[n]), None)
         self.names: dict[int, str] = {}
+        self.owned: set[int] = set()    # nodes whose array this function allocated itself
+        self.uses = Counter(id(a) for n in self.p.nodes for a in n.args)
+        self.uses.update(id(o) for o in self.p.outputs)
+        # computed symmetric matrices: their transpose is themselves, so none is written
+        # (a transposed operand costs a matrix product or a broadcast its memory order)
+        self.symmetric: set[str] = set()
         self.lines: list[str] = []
+        self.checked = 0    # self.lines[:checked] convert and check the inputs
         self.count = 0
 
     # naming ---------------------------------------------------------------------------------
@@ -197,23 +222,41 @@ class _Writer:
         name = f"{hint}{self.count}"
         self.lines.append(f"{name} = {expr}")
         self.names[id(node)] = name
+        if symmetric(node):
+            self.symmetric.add(name)
+
+    def permuted(self, x: str, perm: Sequence[int]) -> str:
+        """``x`` with its axes in order ``perm``: itself where that is no change."""
+        if list(perm) == sorted(perm) or (list(perm) == [1, 0] and x in self.symmetric):
+            return x
+        return self.d.transpose(x, perm)
 
     # the function ---------------------------------------------------------------------------
 
     def text(self) -> str:
         self.checks()
+        self.checked = len(self.lines)
         for node in self.p.nodes:
             if id(node) not in self.names:
                 self.node(node)
-        outs = [self.ref(o) for o in self.p.outputs]
-        result = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
+        result = self.result()
         signature = ", ".join(self.params + ["**unused"])
         doc = self.fn.doc.strip().replace('"""', "'''")
         sizes = ", ".join(f"{k}={v}" for k, v in sorted(self.p.sizes.items()))
         doc += ("\n\n" if doc else "") + f"Contraction order chosen for {sizes or 'these sizes'}."
         lines = ['"""' + doc + '\n"""'] + self.lines + [f"return {result}"]
-        body = "\n".join("    " + line if line else "" for line in "\n".join(lines).split("\n"))
-        return f"def {self.fn.name}({signature}):\n{body}"
+        return f"def {self.fn.name}({signature}):\n{_indented(lines)}"
+
+    def result(self) -> str:
+        outs = [self.ref(o) for o in self.p.outputs]
+        return outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
+
+    def trusted_text(self, name: str, inputs: Sequence[str]) -> str:
+        """After :meth:`text`: the body alone, for inputs already converted and checked; the
+        sizes are the planned ones, so they are numbers here, not reads of shapes."""
+        sizes = [f"{ident} = {self.p.size_of(dim)}" for dim, ident in self.dim_names.items()]
+        lines = sizes + self.lines[self.checked:] + [f"return {self.result()}"]
+        return f"def {name}({', '.join(inputs)}):\n{_indented(lines)}"
 
     def checks(self) -> None:
         bound: set[str] = set()
@@ -262,11 +305,11 @@ class _Writer:
         elif op == "delta":
             self.assign(node, d.creation("eye", self.size(node.shape[0]), self.like), "eye")
         elif op == "sum":
-            # a transposed view last, so the result takes the layout of a contiguous term
-            terms = sorted(zip(node.data, node.args), key=lambda t: _is_view(t[1]))
-            self.assign(node, _linear([c for c, _ in terms], [self.ref(a) for _, a in terms]))
+            self.linear_sum(node)
         elif op == "einsum":
             self.contraction(node)
+            if len(node.args) >= 2 and node.ndim and any(idx for idx in node.data[0]):
+                self.owned.add(id(node))
         elif op == "embed":
             self.embed(node)
         elif op == "cholesky":
@@ -283,6 +326,32 @@ class _Writer:
             self.merge(node)
         else:
             self.primitive(node)
+
+    def linear_sum(self, node: Expr) -> None:
+        """A sum of tensors accumulates into a term that is a temporary of this function used
+        nowhere else (``t6 += t12``): one array and one pass fewer than ``t6 + t12``."""
+        # a transposed view last, so the result takes the layout of a contiguous term
+        terms = sorted(zip(node.data, node.args), key=lambda t: _is_view(t[1]))
+        base = next((k for k, (c, t) in enumerate(terms) if c == 1 and self.reusable(t)), None)
+        if node.ndim and (len(terms) > 1 or terms[0][0] != 1):
+            self.owned.add(id(node))
+        if not node.ndim or base is None:
+            self.assign(node, _linear([c for c, _ in terms], [self.ref(a) for _, a in terms]))
+            return
+        _, first = terms.pop(base)
+        name = self.ref(first)
+        for c, t in terms:
+            body = self.ref(t) if abs(c) == 1 else f"{float(abs(c))!r} * {self.ref(t)}"
+            self.lines.append(f"{name} {'-' if c < 0 else '+'}= {body}")
+        self.names[id(node)] = name
+        self.symmetric.discard(name)
+        if symmetric(node):
+            self.symmetric.add(name)
+
+    def reusable(self, node: Expr) -> bool:
+        """Whether ``node``'s array may be written over: a fresh array (a product, a sum, an
+        elementwise function's value; never an input, a view or a broadcast) read only once."""
+        return id(node) in self.owned and self.uses[id(node)] == 1
 
     def primitive(self, node: Expr) -> None:
         op, d, m = node.op, self.d, self.d.mod
@@ -326,6 +395,8 @@ class _Writer:
         else:
             raise NotImplementedError(op)
         self.assign(node, expr, "e" if PRIMITIVES[op].elementwise else "t")
+        if PRIMITIVES[op].elementwise and node.ndim:
+            self.owned.add(id(node))
 
     def merge(self, node: Expr) -> None:
         """Groups of axes flattened column-major (vec, kron): each group's axes reversed, so
@@ -377,16 +448,18 @@ class _Writer:
         if summed:
             a = self.d.reduce_sum(a, summed)
             idx = tuple(i for i in idx if i in out)
-        perm = [idx.index(i) for i in out]
-        return a if perm == sorted(perm) else self.d.transpose(a, perm)
+        return self.permuted(a, [idx.index(i) for i in out])
+
+    def moved(self, a: str, idx, out) -> bool:
+        """Whether aligning ``a`` to ``out`` transposes it."""
+        present = [i for i in out if i in idx]
+        return self.permuted(a, [idx.index(i) for i in present]) != a
 
     def aligned(self, a: str, idx, out) -> str:
         """``a`` (indices ``idx``, all in ``out``) with its axes in out's order and a new axis
         for each index it lacks, ready to broadcast."""
         present = [i for i in out if i in idx]
-        perm = [idx.index(i) for i in present]
-        if perm != sorted(perm):
-            a = self.d.transpose(a, perm)
+        a = self.permuted(a, [idx.index(i) for i in present])
         if len(present) < len(out):
             a = f"{a}[{', '.join(':' if i in idx else 'None' for i in out)}]"
         return a
@@ -409,7 +482,13 @@ class _Writer:
         if not unique or (sa | sb) - set(out) - set(contracted):
             return self.einsum([ra, rb], (ia, ib), out)
         if not contracted:
-            return f"{self.aligned(ra, ia, out)} * {self.aligned(rb, ib, out)}"
+            x, y = self.aligned(ra, ia, out), self.aligned(rb, ib, out)
+            if self.d.name == "numpy" and len(out) >= 2 and (self.moved(ra, ia, out)
+                                                            or self.moved(rb, ib, out)):
+                # NumPy lays the result out like its operands ("K"): a transposed one would
+                # leave it transposed, and slow for everything that reads it after
+                return f"np.multiply({x}, {y}, order='C')"
+            return f"{x} * {y}"
         if batch:
             return self.einsum([ra, rb], (ia, ib), out)
         left = [i for i in out if i in sa]
@@ -444,9 +523,7 @@ class _Writer:
         if not x:
             return x
         order = list(rows) + list(cols)
-        perm = [idx.index(i) for i in order]
-        if perm != sorted(perm):
-            x = self.d.transpose(x, perm)
+        x = self.permuted(x, [idx.index(i) for i in order])
         if len(rows) > 1 or len(cols) > 1:
             shape = [" * ".join(self.size(dims[i]) for i in part) for part in (rows, cols) if part]
             x = f"{x}.reshape({', '.join(shape)}{',' if len(shape) == 1 else ''})"
@@ -494,6 +571,10 @@ class _Writer:
                 terms.append(f"{eye}[{', '.join(pattern)}]")
         product = " * ".join(terms)
         self.assign(node, f"{self.d.mod}.broadcast_to({product}, {self.shape(node.shape)})")
+
+
+def _indented(lines: Sequence[str]) -> str:
+    return "\n".join("    " + line if line else "" for line in "\n".join(lines).split("\n"))
 
 
 def _constant(node: Expr) -> bool:

@@ -53,6 +53,7 @@ from ..core.simplify import is_positive
 
 Factor = tuple[Expr, tuple[Index, ...]]
 DISTRIBUTE_GAIN = 0.75   # a contraction is distributed over a sum only when clearly cheaper
+SEARCHED = 4             # contractions of up to this many tensors: every order is tried
 
 
 @dataclass
@@ -522,15 +523,43 @@ def _contraction_order(factor_idx: list[tuple[Index, ...]], out: tuple[Index, ..
 
 
 def _path(spec: str, shapes: list[tuple[int, ...]], n: int) -> list[tuple[int, ...]]:
+    if n <= SEARCHED:
+        return _cheapest_path(spec, shapes)
     try:
         import opt_einsum
     except ImportError:
         operands = [np.broadcast_to(np.empty(()), s) for s in shapes]  # shapes only, no memory
         path = np.einsum_path(spec, *operands, optimize="greedy")[0][1:]
         return [tuple(p) for p in path]
-    optimize = "optimal" if n <= 4 else "greedy"   # the search must stay within milliseconds
     return [tuple(p) for p in opt_einsum.contract_path(spec, *shapes, shapes=True,
-                                                       optimize=optimize)[0]]
+                                                       optimize="greedy")[0]]
+
+
+def _cheapest_path(spec: str, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Every pairwise order of a few factors tried (18 for four), the one touching the fewest
+    entries kept (each step costs the product of the sizes of the indices it meets): optimal,
+    like opt_einsum's "optimal", and without its import, a noticeable part of a first compile."""
+    inputs, out = spec.split("->")
+    operands = [frozenset(term) for term in inputs.split(",")]
+    size = {c: d for term, shape in zip(inputs.split(","), shapes) for c, d in zip(term, shape)}
+    wanted = frozenset(out)
+
+    def best(ops: tuple[frozenset, ...]) -> tuple[int, list[tuple[int, int]]]:
+        if len(ops) == 1:
+            return 0, []
+        found = (math.inf, [])
+        for i in range(len(ops)):
+            for j in range(i + 1, len(ops)):
+                rest = ops[:i] + ops[i + 1:j] + ops[j + 1:]
+                met = ops[i] | ops[j]
+                keep = met & (wanted.union(*rest))
+                cost, path = best(rest + (keep,))
+                cost += math.prod(size[c] for c in met)
+                if cost < found[0]:
+                    found = (cost, [(i, j)] + path)
+        return found
+
+    return best(tuple(operands))[1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -571,7 +600,25 @@ def _solved_inverses(order: list[Expr]) -> frozenset[int]:
 
 
 def symmetric(a: Expr) -> bool:
-    """Whether a lowered matrix is symmetric: a symmetric variable or its inverse."""
+    """Whether a lowered matrix is symmetric: a symmetric variable, an identity, the inverse,
+    transpose, scalar multiple or sum of symmetric matrices, or a Gram product X'*X (one
+    factor twice, its index lists swapped by swapping the two output indices)."""
+    if a.ndim != 2:
+        return False
     if a.op == "inv":
         a = a.args[0]
+    if a.op == "sum":
+        return all(symmetric(t) for t in a.args)
+    if a.op == "einsum":
+        factor_idx, out = a.data
+        if len(set(out)) != 2:
+            return False
+        matrices = [(x, idx) for x, idx in zip(a.args, factor_idx) if idx]
+        if len(matrices) == 1:          # a transpose or scalar multiple of one matrix
+            x, idx = matrices[0]
+            return sorted(idx) == sorted(out) and len(idx) == 2 and symmetric(x)
+        if len(matrices) == 2 and matrices[0][0] is matrices[1][0]:
+            swap = {out[0]: out[1], out[1]: out[0]}
+            return tuple(swap.get(i, i) for i in matrices[0][1]) == matrices[1][1]
+        return False
     return a.op == "delta" or (a.op == "var" and "symmetric" in a.data[1])
