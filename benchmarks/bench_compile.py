@@ -3,8 +3,9 @@
 Run from the repository root:  python benchmarks/bench_compile.py [--quick] [--only NAME]
 
 One child process per framework (NumPy: matdiff and the closed form, interleaved; JAX; torch),
-each pinned to one BLAS / XLA / intra-op thread (threadpoolctl for OpenBLAS), because two
-OpenBLAS copies and their thread pools fight otherwise and the machine is shared. Each cell is
+each pinned to one core and one BLAS / XLA / intra-op thread (threadpoolctl for OpenBLAS),
+because two OpenBLAS copies and their thread pools fight otherwise and the machine is shared.
+Each cell is
 timed as the median over repeats of batches of calls (spread: the interquartile range), after
 one warm-up call (jit / planning). Every framework's answer is compared with the closed form
 (relative Frobenius error, 1e-10 required) and checked for NaN or inf.
@@ -285,6 +286,12 @@ def cells(quick, only):
 
 
 def worker(framework, out_dir, quick, only):
+    # every framework's process on one and the same core: a thread setting a library does not
+    # honour (XLA's pool measured 1.2 CPU-seconds per second on the logistic gradient) cannot
+    # buy it a second core
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if framework == "jax":
         os.environ["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
@@ -305,6 +312,7 @@ def worker(framework, out_dir, quick, only):
     pools = [f"{p['internal_api']} {p['num_threads']} thread(s)" for p in threadpool_info()]
     if framework != "numpy":
         pools.append(threads)
+    pools.append(f"pinned to CPU {min(os.sched_getaffinity(0))}" if pinned else "not pinned")
     print(json.dumps({"threads": pools}), flush=True)
     if framework == "numpy":    # imports and first-use costs, once per process
         import matdiff
