@@ -26,6 +26,7 @@ from .tree import (
     mono,
     transposes,
     weight,
+    whole_power,
 )
 
 
@@ -188,11 +189,7 @@ def _powers(factors) -> dict:
     """{base: integer exponent} of an elementwise product."""
     out: dict = {}
     for f in factors:
-        if isinstance(f, Power) and f.elementwise and isinstance(f.exponent, Num) \
-                and f.exponent.value.denominator == 1 and f.exponent.value > 0:
-            base, e = f.base, int(f.exponent.value)
-        else:
-            base, e = f, 1
+        base, e = whole_power(f, True)
         out[base] = out.get(base, 0) + e
     return out
 

@@ -28,6 +28,7 @@ from .tree import (
     Sym,
     Transpose,
     Where,
+    whole_power,
 )
 
 # precedence levels: a child printed below the level its parent needs gets parentheses
@@ -114,20 +115,12 @@ def _inline_chain(chain: tuple) -> list:
 
 def _append_factor(out: list, f) -> None:
     if out:
-        base, k = _matrix_power(out[-1])
-        f_base, j = _matrix_power(f)
+        base, k = whole_power(out[-1], False)
+        f_base, j = whole_power(f, False)
         if base == f_base:
             out[-1] = Power(base, Num(Fraction(k + j)), False)
             return
     out.append(f)
-
-
-def _matrix_power(f) -> tuple:
-    """(A, k) for the factor A^k (k a whole number), else (f, 1)."""
-    if isinstance(f, Power) and not f.elementwise and isinstance(f.exponent, Num) \
-            and f.exponent.value.denominator == 1 and f.exponent.value > 0:
-        return f.base, int(f.exponent.value)
-    return f, 1
 
 
 def _is_ones_term(t) -> bool:

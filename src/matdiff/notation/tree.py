@@ -179,6 +179,15 @@ def as_powers(factors: list) -> list:
     return [f if n == 1 else Power(f, Num(Fraction(n)), True) for f, n in counts.items()]
 
 
+def whole_power(f, elementwise: bool) -> tuple:
+    """(b, k) for the factor b^k (b.^k if ``elementwise``) with k a positive whole number,
+    else (f, 1): what factoring and printing count as repeats of b."""
+    if isinstance(f, Power) and f.elementwise == elementwise and isinstance(f.exponent, Num) \
+            and f.exponent.value.denominator == 1 and f.exponent.value > 0:
+        return f.base, int(f.exponent.value)
+    return f, 1
+
+
 def children(note) -> tuple:
     """The notes directly below ``note`` (cached: naming and measuring ask again and again)."""
     if isinstance(note, (Sym, Num)):
