@@ -542,8 +542,9 @@ PRIMITIVES["logdet"] = Primitive("logdet", _scalar_of_square, _logdet_jvp, _logd
 # walking the DAG
 # ----------------------------------------------------------------------------------------------
 
-def topological(root: Expr) -> list[Expr]:
-    """Every node of the DAG once, children before parents (iterative: deep DAGs are fine)."""
+def topological(root: Expr, skip: Callable[[Expr], bool] | None = None) -> list[Expr]:
+    """Every node of the DAG once, children before parents (iterative: deep DAGs are fine);
+    a node ``skip`` says yes to is left out, and so is what lies only below it."""
     order: list[Expr] = []
     seen: set[int] = set()
     stack: list[tuple[Expr, bool]] = [(root, False)]
@@ -552,7 +553,7 @@ def topological(root: Expr) -> list[Expr]:
         if expanded:
             order.append(node)
             continue
-        if id(node) in seen:
+        if id(node) in seen or (skip is not None and skip(node)):
             continue
         seen.add(id(node))
         stack.append((node, True))

@@ -44,6 +44,7 @@ from .ir import (
     power,
     relabel,
     scale,
+    topological,
     zero,
 )
 
@@ -67,18 +68,7 @@ def simplify(root: Expr) -> Expr:
 def _unsimplified(root: Expr) -> list[Expr]:
     """The nodes not yet simplified, children first, not walking into simplified parts (a
     result simplified again, with a few new nodes above it, costs those few)."""
-    order: list[Expr] = []
-    seen: set[int] = set()
-    stack: list[tuple[Expr, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-        elif id(node) not in seen and "simplified" not in node.cache:
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((a, False) for a in reversed(node.args))
-    return order
+    return topological(root, lambda node: "simplified" in node.cache)
 
 
 def _simplified(node: Expr) -> Expr:
