@@ -255,13 +255,13 @@ class _Printer:
     def p_Power(self, node: Power) -> tuple[str, int]:
         s = self.s
         e = node.exponent
-        if (s is not TEXT and not node.elementwise and isinstance(node.base, Call)
-                and node.base.fn == "inv" and isinstance(e, Num) and e.value > 0
-                and e.value.denominator == 1):  # inv(A)^2 is A^{-2}, not A^{-1}^{2}
-            inner = self.at_least(node.base.args[0], ATOM)
+        inverse, k = whole_power(node, False)
+        if s is not TEXT and inverse is not node and isinstance(inverse, Call) \
+                and inverse.fn == "inv":  # inv(A)^2 is A^{-2}, not A^{-1}^{2}
+            inner = self.at_least(inverse.args[0], ATOM)
             if s is LATEX:
-                return f"{inner}^{{-{e.value}}}", POSTFIX
-            return inner + f"-{e.value}".translate(_SUPERSCRIPT), POSTFIX
+                return f"{inner}^{{-{k}}}", POSTFIX
+            return inner + f"-{k}".translate(_SUPERSCRIPT), POSTFIX
         # in LaTeX and Unicode a base that ends in a superscript (A^T, A^{-1}) takes
         # parentheses: A^{\top}^{2} is no formula, and Aᵀ² reads as one superscript
         base = self.at_least(node.base, POSTFIX if s is TEXT else ATOM)

@@ -346,8 +346,7 @@ class _BuildTree(Transformer):
         return Call(pos=_column(token), fn="vector", args=[Num(pos=_column(token), value=1)])
 
     def group(self, opening: Token, inner: Node, closing: Token) -> Node:
-        inner = _plain(inner)
-        return inner
+        return _plain(inner)
 
     def binary(self, left: Node, op: Token, right: Node) -> Binary:
         return Binary(pos=_column(op), op=str(op), left=left, right=right)
