@@ -32,6 +32,14 @@ from .parse import (
 )
 
 RESERVED_NAMES = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
+KIND_WORDS = ("scalar", "vector", "matrix")  # by rank
+
+
+def default_rank(name: str) -> int:
+    """The rank an undeclared variable takes from its first letter, as matrixcalculus.org
+    reads it: a-g scalars, h-z vectors, A-Z matrices."""
+    first = name[0]
+    return 0 if "a" <= first <= "g" else 2 if first.isupper() else 1
 PROPERTIES = ("symmetric", "posdef", "diagonal", "invertible", "positive")
 _IMPLIED = {"posdef": {"symmetric", "invertible"}, "diagonal": {"symmetric"}}
 _NEEDS_SQUARE = {"symmetric", "posdef", "diagonal", "invertible"}
@@ -526,8 +534,7 @@ class _Inference:
             self.by_letter.add(name)
             # dV, of a V that is nowhere, has the type V's name gives (dX a matrix)
             first = name[1] if len(name) > 1 and name[0] == "d" and name[1].isalpha() else name[0]
-            rank = 0 if "a" <= first <= "g" else 2 if first.isupper() else 1
-            return _Type(tuple(self.dims.fresh() for _ in range(rank)))
+            return _Type(tuple(self.dims.fresh() for _ in range(default_rank(first))))
         dims = tuple(self.dims.fresh(dim) for dim in decl.shape)
         if decl.props & _NEEDS_SQUARE and not self.dims.unify((dims[0], dims[1])):
             raise self._error(node, f"{name} is declared square but its dimensions differ")
@@ -696,7 +703,7 @@ class _Inference:
                                          if isinstance(n, Name) and n.name in self.by_letter))
             if guessed:
                 ranks = [len(self.variables[n].dims) for n in guessed if n in self.variables]
-                kind = ["scalar", "vector", "matrix"][ranks[0]] if ranks else "typed"
+                kind = KIND_WORDS[ranks[0]] if ranks else "typed"
                 what = ("typed" if len(set(ranks)) != 1 else kind + "s" if guessed[1:] else
                         "a " + kind)
                 last = len(self.variables[guessed[-1]].dims) if guessed[-1] in self.variables \

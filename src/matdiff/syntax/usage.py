@@ -16,9 +16,8 @@ from dataclasses import replace
 
 from ..errors import MatdiffError
 from .parse import Binary, Call, Name, Node, Num, Transpose, Unary, children, post_order
-from .types import KIND_DEPENDENT, Decl, direction_base, infer
+from .types import KIND_DEPENDENT, KIND_WORDS, Decl, default_rank, direction_base, infer
 
-_KIND_WORDS = ("scalar", "vector", "matrix")
 MAX_READINGS = 729  # 3^6: up to six names without a hint are read every way
 
 
@@ -60,12 +59,6 @@ def _decl(name: str, rank: int) -> Decl:
     return Decl(name, (None,) * rank)
 
 
-def default_rank(name: str) -> int:
-    """The text syntax's default letters: a-g scalars, h-z vectors, A-Z matrices."""
-    first = name[0]
-    return 0 if "a" <= first <= "g" else 2 if first.isupper() else 1
-
-
 def _kinds_of_free_names(root: Node, known: dict[str, Decl], free: list[str],
                          source: str) -> dict[str, Decl]:
     if not free:
@@ -88,13 +81,13 @@ def _kinds_of_free_names(root: Node, known: dict[str, Decl], free: list[str],
         first = next(node for node in post_order(root)
                      if isinstance(node, Name) and node.name == unclear[0])
         example = dict(zip(free, valid[0], strict=True))
-        options = "; ".join(f"{name}: {' or '.join(_KIND_WORDS[k] for k in sorted(p))}"
+        options = "; ".join(f"{name}: {' or '.join(KIND_WORDS[k] for k in sorted(p))}"
                             for name, p in zip(free, possible, strict=True) if len(p) > 1)
         raise MatdiffError(f"cannot tell what {', '.join(unclear)} "
                            f"{'is' if len(unclear) == 1 else 'are'} ({options})",
                            hint=f"declare {'it' if len(unclear) == 1 else 'them'}, for example "
                            "declare=\"" + "; ".join(
-                               f"{name}: {_KIND_WORDS[example[name]]}" for name in unclear)
+                               f"{name}: {KIND_WORDS[example[name]]}" for name in unclear)
                            + '"', column=first.pos)
     return _reading(free, chosen)
 

@@ -20,11 +20,9 @@ from ..errors import MatdiffError, printable, shorten
 from ..notation.render import LATEX, UNICODE, render
 from ..notation.tree import Sym
 from ..syntax.parse import CONSTANTS, Name, is_latex, parse_text, parse_typed, post_order
-from ..syntax.types import PROPERTIES, Decl, parse_declarations
-from ..syntax.usage import default_rank
+from ..syntax.types import KIND_WORDS, PROPERTIES, Decl, default_rank, parse_declarations
 from .schema import error
 
-KINDS = ("scalar", "vector", "matrix")
 SHOWN_PROPERTIES = ("symmetric", "posdef", "diagonal")  # the table's checkboxes
 SHORT_FUNCTION = 40  # characters: a shorter function is written out in d(...) labels
 RESERVE_S = 0.5  # of a request's time, kept for what follows the check and entrywise table
@@ -53,7 +51,7 @@ def variables(p: dict) -> dict:
 
 
 def _row(d: Decl) -> dict:
-    return {"name": d.name, "kind": KINDS[len(d.shape)],
+    return {"name": d.name, "kind": KIND_WORDS[len(d.shape)],
             "dims": ["" if n is None else str(n) for n in d.shape],
             "props": [q for q in PROPERTIES if q in d.props]}
 
