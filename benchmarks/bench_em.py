@@ -6,16 +6,18 @@ Run from the repository root (needs the [em] extra):
     python benchmarks/bench_em.py                 # in memory: the two sizes below
     python benchmarks/bench_em.py --dask 1e8      # Dask: N rows generated chunk by chunk
 
-In memory, for (N, d, K) = (100,000, 16, 8) and (100,000, 64, 32), full covariances, from the
-same parameters, repeated and interleaved in one process:
-  - sklearn: GaussianMixture._e_step + _m_step (exactly its loop body);
-  - matdiff: the pass over the data (E-step and statistics) + the M-step (its loop body), on
-    NumPy in float64 and float32, and on the torch and jax backends (float64) where installed;
+In memory, for (N, d, K) = (100,000, 16, 8) and (100,000, 64, 32), full covariances: fits of
+ITERATIONS iterations from the same parameters (tol=0), repeated and interleaved in one process,
+each iteration timed inside the fit's own loop (scikit-learn's per-iteration hook, matdiff's
+callback):
+  - scikit-learn's GaussianMixture;
+  - matdiff's, on NumPy in float64 and float32, and on the torch and jax backends (float64)
+    where installed;
   - the FLOP-count limit: a square matmul of the same FLOPs, (a) the textbook count of a
     full-covariance EM iteration, 4 N K d^2 (whiten the data per component, then the
     responsibility-weighted second moments), and (b) the count of matdiff's algorithm,
     4 N K d(d+1)/2 (quadratic features shared by the components).
-Printed: medians (and the spread, min..max) in ms, sklearn / matdiff (target >= 5), matdiff /
+Printed: medians (and the spread, min..max) in ms, scikit-learn / matdiff (target >= 5), matdiff /
 matmul (target <= 2).
 
 Dask (a fresh process, so its peak memory is its own): N rows, d=16, K=8, full, chunks of
@@ -44,6 +46,9 @@ from matdiff.em.mixture import InMemory  # noqa: E402
 
 SIZES = [(100_000, 16, 8), (100_000, 64, 32)]
 REPEATS = 7
+ITERATIONS = 6      # per timed fit
+COUNTED = 2         # iterations counted from the third: the first builds the kept features,
+                    # the first two may follow another variant's BLAS threads (they spin on)
 CHUNK_ROWS = 500_000
 
 
@@ -64,6 +69,15 @@ def _summary(times: list[float]) -> str:
     return f"{statistics.median(ms):9.1f} ms ({min(ms):.1f}..{max(ms):.1f})"
 
 
+def _iteration_times(fit) -> list[float]:
+    """The duration of each iteration of one fit: ``fit(stamp)`` runs it, calling ``stamp()``
+    at the end of every iteration."""
+    stamps = []
+    start = time.perf_counter()
+    fit(lambda *_: stamps.append(time.perf_counter()))
+    return list(np.diff([start, *stamps]))
+
+
 def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
     from sklearn.mixture import GaussianMixture as SklearnMixture
 
@@ -71,22 +85,20 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = GaussianMixture(k, random_state=0, max_iter=3).fit(X)   # k-means start
-        given = dict(weights_init=start.weights_, means_init=start.means_,
-                     precisions_init=start.precisions_)
-        theirs = SklearnMixture(k, max_iter=1, **given).fit(X)
-        ours = GaussianMixture(k, max_iter=1, **given).fit(X)
-    source, params = InMemory(X), ours._params()
-    eps = 10 * np.finfo(X.dtype).eps
+    given = dict(weights_init=start.weights_, means_init=start.means_,
+                 precisions_init=start.precisions_, max_iter=ITERATIONS, tol=0)
 
-    def sklearn_iteration():
-        _, log_resp = theirs._e_step(X)
-        theirs._m_step(X, log_resp)
+    def sklearn_fit(stamp):
+        model = SklearnMixture(k, **given)
+        model._print_verbose_msg_iter_end = stamp     # called at the end of each iteration
+        model.fit(X)
 
-    def iteration(src):
-        return lambda: kernels.m_step(src.stats(params), "full", ours.reg_covar, src.shift, eps)
+    def fit(data, backend="numpy"):
+        return lambda stamp: GaussianMixture(k, backend=backend, callback=stamp,
+                                             **given).fit(data)
 
-    variants = {"matdiff": iteration(source)}
-    variants["matdiff float32"] = iteration(InMemory(X.astype(np.float32)))
+    variants = {"scikit-learn": sklearn_fit, "matdiff": fit(X),
+                "matdiff float32": fit(X.astype(np.float32))}
     for backend in ("torch", "jax"):
         try:
             if backend == "jax":
@@ -95,7 +107,7 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
             else:   # OpenMP's spinning threads collapse on a shared 2-core machine (measured)
                 import torch
                 torch.set_num_threads(1)
-            variants[f"matdiff {backend}"] = iteration(InMemory(X, backend))
+            variants[f"matdiff {backend}"] = fit(X, backend)
         except ImportError:
             print(f"({backend} not installed: no {backend} row)")
 
@@ -105,27 +117,33 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
     for name, flops in (("textbook", textbook), ("features", features)):
         side = round((flops / 2) ** (1 / 3))
         mats[name] = (np.random.rand(side, side), np.random.rand(side, side))
-    times = {"sklearn": [], **{name: [] for name in variants}, "textbook": [], "features": []}
-    for fn in variants.values():
-        fn()        # warm caches, thread pools and jit once
-    for _ in range(repeats):
-        times["sklearn"].append(_timed(sklearn_iteration))
-        for name, fn in variants.items():
-            times[name].append(_timed(fn))
-        for name, (a, b) in mats.items():
-            times[name].append(_timed(lambda a=a, b=b: a @ b))
+    times = {**{name: [] for name in variants}, "textbook": [], "features": []}
+    first = {name: [] for name in variants}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # tol=0: no fit converges
+        for fn in variants.values():
+            _iteration_times(fn)            # warm caches, thread pools and jit once
+        for _ in range(repeats):
+            for name, fn in variants.items():
+                each = _iteration_times(fn)
+                first[name].append(each[0])
+                times[name].extend(each[COUNTED:])
+            for name, (a, b) in mats.items():
+                times[name].extend(_timed(lambda a=a, b=b: a @ b) for _ in range(3))
     med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"\nN={n:,} d={d} K={k} full, one EM iteration, median of {repeats} (min..max):")
-    print(f"  scikit-learn  {_summary(times['sklearn'])}")
+    print(f"\nN={n:,} d={d} K={k} full, one EM iteration inside a fit ({repeats} fits each, "
+          f"iterations {COUNTED + 1}..{ITERATIONS} of each), median (min..max); the first "
+          f"iteration of a fit, median:")
     for name in variants:
-        print(f"  {name:16s}{_summary(times[name])}")
+        print(f"  {name:16s}{_summary(times[name])}   first {statistics.median(first[name]) * 1e3:.1f} ms")
     print(f"  matmul, 4NKd^2 = {textbook / 1e9:.2f} GFLOP        {_summary(times['textbook'])}")
     print(f"  matmul, 4NKd(d+1)/2 = {features / 1e9:.2f} GFLOP   {_summary(times['features'])}")
-    print(f"  scikit-learn / matdiff = {med['sklearn'] / med['matdiff']:.1f}x (target >= 5)")
     for name in variants:
+        if name == "scikit-learn":
+            continue
         print(f"  {name} / matmul(4NKd^2) = {med[name] / med['textbook']:.2f} (target <= 2); "
               f"/ matmul(own FLOPs) = {med[name] / med['features']:.2f}; "
-              f"scikit-learn / {name} = {med['sklearn'] / med[name]:.1f}x")
+              f"scikit-learn / {name} = {med['scikit-learn'] / med[name]:.1f}x (target >= 5)")
 
 
 def _chunk(block_id=None, rows: int = 0, d: int = 0, k: int = 0, seed: int = 0):

@@ -213,13 +213,24 @@ def test_threads_and_blocks_give_the_same_statistics(monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
     p, shift = model._params(), X.mean(axis=0)
-    one = kernels._accumulate(X, p, shift)
+    one = kernels._accumulate(kernels._Blocks(X, "full", shift), p, shift)
     monkeypatch.setattr(kernels, "BLOCK_BYTES", 1 << 14)  # many small blocks
     pytest.importorskip("threadpoolctl")
     many = kernels.accumulate(X, p, shift, threads=3)
-    assert many.n == one.n and rel(many.nk, one.nk) < 1e-12
-    assert rel(many.first, one.first) < 1e-12 and rel(many.second, one.second) < 1e-12
-    assert abs(many.log_likelihood - one.log_likelihood) < 1e-10 * abs(one.log_likelihood)
+    kept = kernels.Passes(X, "full", shift, threads=3, keep=True)
+    first_pass, second_pass = kept.accumulate(p), kept.accumulate(p)  # built, then read back
+    assert all(part.kept is not None for part in kept.parts)
+    for got in (many, first_pass, second_pass):
+        assert got.n == one.n and rel(got.nk, one.nk) < 1e-12
+        assert rel(got.first, one.first) < 1e-12 and rel(got.second, one.second) < 1e-12
+        assert abs(got.log_likelihood - one.log_likelihood) < 1e-10 * abs(one.log_likelihood)
+
+
+def test_kept_features_follow_the_memory_limit(monkeypatch):
+    X = blobs(4, n=10_000)
+    assert kernels.Passes(X, "full", X.mean(axis=0)).parts[0].keep
+    monkeypatch.setattr(kernels, "FEATURE_CACHE_BYTES", X.nbytes)   # the features take 3x X
+    assert not kernels.Passes(X, "full", X.mean(axis=0)).parts[0].keep
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -277,3 +288,14 @@ def test_params_round_trip_and_repr():
 def test_reachable_as_matdiff_em():
     import matdiff
     assert matdiff.em.GaussianMixture is GaussianMixture
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_responsibilities_are_never_subnormal(dtype):
+    # components 1e4 nats apart: exp of the gaps would be subnormal or zero, slow paths in
+    # exp and in the products that follow; the clamp keeps every responsibility normal
+    K = 64
+    log_p = np.linspace(0.0, -1e4, K, dtype=dtype)[:, None] * np.ones((1, 100), dtype=dtype)
+    log_norm, r = kernels._log_normalise(log_p.copy())
+    assert r.dtype == dtype and np.all(r >= np.finfo(dtype).tiny)
+    assert np.allclose(np.sum(r, axis=0), 1.0) and np.allclose(log_norm, 0.0)  # 1 + e^-159...

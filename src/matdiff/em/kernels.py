@@ -27,14 +27,18 @@ import numpy as np
 
 from ..errors import MatdiffError
 
-# exp(UNDERFLOW[dtype]) is about the smallest normal number of the dtype: below it exp's
-# results are subnormal or zero, computed on a slow path
-UNDERFLOW = {"float64": -708.0, "float32": -87.0}
+# exp(UNDERFLOW[dtype]) is e^18 (about 6e7) times the smallest normal number of the dtype
+# (e^-708, e^-87): the responsibilities, these terms divided by a sum of at most K of them,
+# stay normal numbers. Subnormal results of exp take a slow path, and so do subnormal
+# operands of the products that follow (measured: a float32 pass three times slower)
+UNDERFLOW = {"float64": -690.0, "float32": -69.0}
 
 
 def underflow(dtype) -> float:
     """UNDERFLOW for a NumPy, torch or jax dtype (its name, without torch's prefix)."""
     return UNDERFLOW.get(str(dtype).removeprefix("torch."), UNDERFLOW["float32"])
+
+
 BLOCK_BYTES = 2 << 20  # a block's feature matrix stays in cache (measured: benchmarks/bench_em)
 
 
@@ -132,9 +136,9 @@ def quadratic_form(p: Params, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def _log_normalise(log_p):
     """Log-sum-exp over the components (axis 0), and the responsibilities it normalises, in
-    place (``log_p`` becomes them). Terms below UNDERFLOW are raised to it: exp's results
-    that underflow take a slow path (measured: ten times the time), and e^-708 against the
-    largest term's 1 changes nothing a float64 sum can hold (e^-87 in float32)."""
+    place (``log_p`` becomes them). Terms below UNDERFLOW are raised to it: subnormal numbers
+    take a slow path (measured: ten times the time), and e^-690 against the largest term's 1
+    changes nothing a float64 sum can hold (e^-69 in float32)."""
     top = np.max(log_p, axis=0)
     r = np.subtract(log_p, top, out=log_p)
     np.maximum(r, underflow(r.dtype), out=r)
@@ -145,52 +149,95 @@ def _log_normalise(log_p):
 
 
 class _Blocks:
-    """The rows of X in blocks, shifted and transposed into one reused buffer z (F + d, B):
-    phi(t) on top of t, so that one product gives all log-densities (A|B) @ z and one gives
-    all statistics r @ z'; the working set of a block stays in cache."""
+    """The rows of X in blocks, shifted and transposed into a buffer z (F + d, B): phi(t) on
+    top of t, so that one product gives all log-densities (A|B) @ z and one gives all
+    statistics r @ z'; the working set of a block stays in cache.
 
-    def __init__(self, X, kind: str, shift: np.ndarray):
-        self.X, self.kind = X, kind
+    With ``keep``, every block's z is built once, on the first pass, and later passes only
+    read it: building phi is most of a pass's elementwise work (measured: benchmarks/bench_em).
+    Otherwise one reused buffer is rebuilt block by block."""
+
+    def __init__(self, X, kind: str, shift: np.ndarray, keep: bool = False):
+        self.X, self.kind, self.keep = X, kind, keep
         d = X.shape[1]
         self.width = feature_count(d, kind)
         self.step = max(256, BLOCK_BYTES // (X.dtype.itemsize * (self.width + d)))
         self.shift = np.asarray(shift, dtype=X.dtype)[:, None]
-        self.z = np.empty((self.width + d, self.step), dtype=X.dtype)
+        self.z = None if keep else np.empty((self.width + d, self.step), dtype=X.dtype)
+        self.kept: list[tuple[int, np.ndarray]] | None = None   # after a whole pass, if keep
 
     def __iter__(self):
+        if self.kept is not None:
+            for start, z in self.kept:
+                yield start, z.shape[1], z[self.width:], z[:self.width], z
+            return
+        built = []
         for start in range(0, self.X.shape[0], self.step):
             block = self.X[start:start + self.step]
             n = block.shape[0]
-            z = self.z[:, :n]
+            z = (np.empty((self.width + block.shape[1], n), dtype=self.X.dtype) if self.keep
+                 else self.z[:, :n])
             phi, t = z[:self.width], z[self.width:]
             np.subtract(block.T, self.shift, out=t)
             features(t, self.kind, phi)
+            if self.keep:
+                built.append((start, z))
             yield start, n, t, phi, z
+        if self.keep:
+            self.kept = built
+
+
+FEATURE_CACHE_BYTES = 512 << 20
+"""An in-memory fit keeps its blocks' features (``_Blocks(keep=True)``) while they take at
+most this many bytes; beyond it, each pass rebuilds them (the memory of a pass is then a few
+blocks). Set ``matdiff.em.kernels.FEATURE_CACHE_BYTES`` to trade memory for speed."""
+
+
+class Passes:
+    """Repeated passes over the rows of X for one covariance type and shift (an EM fit): the
+    rows split over threads, each part's features kept between passes where they fit in
+    FEATURE_CACHE_BYTES."""
+
+    def __init__(self, X, kind: str, shift: np.ndarray, threads: int | None = None,
+                 keep: bool | None = None):
+        self.X, self.kind, self.shift = X, kind, shift
+        self.threads = max(1, min(threads or os.cpu_count() or 1, X.shape[0] // 4096))
+        if keep is None:
+            size = X.shape[0] * (feature_count(X.shape[1], kind) + X.shape[1])
+            keep = size * X.dtype.itemsize <= FEATURE_CACHE_BYTES
+        edges = np.linspace(0, X.shape[0], self.threads + 1).astype(int)
+        self.parts = [_Blocks(X[a:b], kind, shift, keep) for a, b in zip(edges, edges[1:])]
+
+    def accumulate(self, p: Params) -> Stats:
+        """E-step and sufficient statistics of all rows, in one pass.
+
+        With threadpoolctl installed, the parts run on Python threads, each with a one-thread
+        BLAS: the products here are small, and BLAS's own threads cost more in
+        synchronisation than they gain (measured on 2 cores), while NumPy's elementwise work
+        runs in parallel only this way. Without it, one thread."""
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return _accumulate(_Blocks(self.X, self.kind, self.shift), p, self.shift)
+        if len(self.parts) == 1:
+            with threadpool_limits(1, user_api="blas"):
+                return _accumulate(self.parts[0], p, self.shift)
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(len(self.parts)) as pool:
+            parts = list(pool.map(lambda part: _accumulate(part, p, self.shift), self.parts))
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
 
 
 def accumulate(X, p: Params, shift: np.ndarray, threads: int | None = None) -> Stats:
-    """E-step and sufficient statistics of the rows of X, in one pass, block by block.
-
-    With threadpoolctl installed, the rows are split over ``threads`` (default: the CPU
-    count) Python threads, each with a one-thread BLAS: the products here are small, and
-    BLAS's own threads cost more in synchronisation than they gain (measured on 2 cores),
-    while NumPy's elementwise work runs in parallel only this way. Without it, one thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return _accumulate(X, p, shift)
-    threads = max(1, min(threads or os.cpu_count() or 1, X.shape[0] // 4096))
-    edges = np.linspace(0, X.shape[0], threads + 1).astype(int)
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(lambda k: _accumulate(X[edges[k]:edges[k + 1]], p, shift),
-                              range(threads)))
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
+    """E-step and sufficient statistics of the rows of X, in one pass, block by block (a
+    single pass: nothing kept; an EM loop uses ``Passes``)."""
+    return Passes(X, p.kind, shift, threads, keep=False).accumulate(p)
 
 
-def _accumulate(X, p: Params, shift: np.ndarray) -> Stats:
+def _accumulate(blocks: _Blocks, p: Params, shift: np.ndarray) -> Stats:
+    X = blocks.X
     A, B, c = (np.asarray(a.T, dtype=X.dtype, order="C") for a in quadratic_form(p, shift))
     c = c[:, None]
     K, d = p.means.shape
@@ -200,7 +247,7 @@ def _accumulate(X, p: Params, shift: np.ndarray) -> Stats:
     nk, first = np.zeros(K), np.zeros((K, d))
     second = np.zeros((1 if tied else K, F))
     total = 0.0
-    for _, _, t, phi, z in _Blocks(X, p.kind, shift):
+    for _, _, t, phi, z in blocks:
         if tied:
             log_p = B @ t
             log_p += A @ phi

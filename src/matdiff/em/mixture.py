@@ -69,6 +69,7 @@ class InMemory:
         self.dtype = X.dtype
         self.shift = np.mean(X, axis=0, dtype=np.float64)
         self.backend = backend
+        self._passes: dict[str, kernels.Passes] = {}    # per covariance type, features kept
         if backend != "numpy":
             self.device_X = device_X if device_X is not None else \
                 backends.as_device_array(X, backend)
@@ -76,7 +77,9 @@ class InMemory:
     def stats(self, p: Params) -> Stats:
         if self.backend != "numpy":
             return backends.ACCUMULATE[self.backend](self.device_X, p, self.shift)
-        return kernels.accumulate(self.X, p, self.shift)
+        if p.kind not in self._passes:
+            self._passes[p.kind] = kernels.Passes(self.X, p.kind, self.shift)
+        return self._passes[p.kind].accumulate(p)
 
     def init_sample(self) -> np.ndarray:
         return self.X
