@@ -41,8 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from matdiff.em import GaussianMixture, kernels  # noqa: E402
-from matdiff.em.mixture import InMemory  # noqa: E402
+from matdiff.em import GaussianMixture  # noqa: E402
 
 SIZES = [(100_000, 16, 8), (100_000, 64, 32)]
 REPEATS = 7
@@ -135,7 +134,8 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
           f"iterations {COUNTED + 1}..{ITERATIONS} of each), median (min..max); the first "
           f"iteration of a fit, median:")
     for name in variants:
-        print(f"  {name:16s}{_summary(times[name])}   first {statistics.median(first[name]) * 1e3:.1f} ms")
+        first_ms = statistics.median(first[name]) * 1e3
+        print(f"  {name:16s}{_summary(times[name])}   first {first_ms:.1f} ms")
     print(f"  matmul, 4NKd^2 = {textbook / 1e9:.2f} GFLOP        {_summary(times['textbook'])}")
     print(f"  matmul, 4NKd(d+1)/2 = {features / 1e9:.2f} GFLOP   {_summary(times['features'])}")
     for name in variants:
