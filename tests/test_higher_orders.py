@@ -196,5 +196,5 @@ def test_full_hessian_of_a_symmetric_variable_checks_along_symmetric_directions(
 
     r = matdiff.derive(expr, wrt="S", declare=declare, order=2, symmetric="full")
     assert r.check().verdict == "ok"
-    wrong = dataclasses.replace(r, derivative=scale(2, r.derivative))
+    wrong = dataclasses.replace(r, _derivative=scale(2, r.derivative))
     assert wrong.check().verdict == "mismatch"

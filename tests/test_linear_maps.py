@@ -336,7 +336,31 @@ def test_hessians_of_objectives_with_abs():
 def test_higher_orders_respect_the_size_limit():
     assert matdiff.derive("log(det(X))", "X", order=2, limits={"ir_nodes": 20})
     with pytest.raises(matdiff.LimitError, match="the ir_nodes limit is 20"):
-        matdiff.derive("log(det(X))", "X", order=5, limits={"ir_nodes": 20})
+        matdiff.derive("log(det(X))", "X", order=5, limits={"ir_nodes": 20}).numpy()
+    # the differential that text shows is derived at once, and held to the limit too
+    with pytest.raises(matdiff.LimitError, match="the ir_nodes limit is 12"):
+        matdiff.derive("log(det(X))", "X", order=5, limits={"ir_nodes": 12})
+
+
+@pytest.mark.parametrize("expr, wrt, order, declare", [
+    ("A^7", "A", 1, None),
+    ("inv(S)*x", "S", 1, "S: symmetric posdef matrix(n,n); x: vector(n)"),
+    ("log(det(X))", "X", 2, None),
+    ("A*x", "A", 1, None),
+    ("tr(A*B)", ("A", "B"), 2, None),
+])
+def test_a_tensor_shown_by_its_differential_is_built_when_asked_for(expr, wrt, order, declare):
+    """derive works out what text shows, the differential, and the tensor of three or more
+    axes only when something needs it; both are the same derivative."""
+    r = matdiff.derive(expr, wrt, order=order, declare=declare)
+    assert callable(r._derivative) and r.shown_as_differential
+    shape, text = r.shape, r.text                 # neither builds the tensor
+    assert callable(r._derivative)
+    assert r.derivative.shape == shape and not callable(r._derivative)
+    assert r.check().verdict == "ok"
+    eager = matdiff.derive(expr, wrt, order=order, declare=declare)
+    eager.derivative                                         # noqa: B018
+    assert eager.text == text and eager.index == r.index
 
 
 @pytest.mark.parametrize("kwargs, message", [

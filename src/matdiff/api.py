@@ -160,7 +160,8 @@ class Result(_Printed):
     wrt: str
     order: int
     convention: str | None          # how a symmetric or diagonal wrt was treated, else None
-    derivative: Expr                # the IR of the derivative
+    _derivative: Expr | Callable[[], Expr]  # the IR of the derivative (a function giving it,
+    #                   where ``text`` shows the differential: worked out when first asked for)
     function: Expr                  # the IR of the expression, as the checks evaluate it
     variables: dict[str, Decl]
     _first: Expr | None = field(default=None, repr=False)  # one order lower, as the check
@@ -175,6 +176,22 @@ class Result(_Printed):
     limits: Limits | dict | None = field(default=None, repr=False)  # this result's overrides
     layout: str = "shape"           # how the printed derivative is laid out: LAYOUTS
     unstructured: Expr | None = field(default=None, repr=False)  # G, where this is sym(G)
+
+    @property
+    def derivative(self) -> Expr:
+        """The IR of the derivative."""
+        if callable(self._derivative):
+            with budget.request(self.limits):
+                self._derivative = self._derivative()
+        return self._derivative
+
+    @property
+    def _tensor_shape(self) -> tuple[Dim, ...]:
+        """The derivative's shape, without working it out where it is not yet."""
+        if not callable(self._derivative):
+            return self._derivative.shape
+        # lazy only without a direction: shape(F) + the shapes of the variables
+        return self.function.shape + sum((self.variables[w].shape for w in self.wrts), ())
 
     def __repr__(self) -> str:
         function = shorten(self.function_text, REPR_LENGTH // 2)
@@ -242,8 +259,8 @@ class Result(_Printed):
     def shape(self) -> tuple[Dim, ...]:
         """The symbolic shape: shape(F) + shape(X) (twice shape(X) for a Hessian); in the
         numerator and denominator layouts (rows, columns) of the printed matrix."""
-        if self.layout == "shape" or not self.derivative.ndim:
-            return self.derivative.shape
+        if self.layout == "shape" or not self._tensor_shape:
+            return self._tensor_shape
         case, d = self._layout_case, self.derivative
         if case == "gradient":
             shape = d.shape[::-1]
@@ -268,7 +285,7 @@ class Result(_Printed):
     def _layout_case(self) -> str:
         """Which matrix a layout prints: "gradient" (scalar by matrix: G' / G), "plain" (a
         matrix by a scalar, or a scalar: as it is), "hessian" or "vec" (the vec form J)."""
-        rows, cols = self._row_axes, self.derivative.ndim - self._row_axes
+        rows, cols = self._row_axes, len(self._tensor_shape) - self._row_axes
         if self.order == 2:
             return "hessian" if len(set(self.wrts)) == 1 else "vec"
         if rows == 0 and cols == 2:
@@ -337,7 +354,7 @@ class Result(_Printed):
     def _matrix_form(self) -> bool:
         """Whether the derivative itself raises to matrix notation (a tensor with merged
         axes, of kron or vec, may have neither a matrix nor an index form)."""
-        if self.derivative.ndim > 2:
+        if len(self._tensor_shape) > 2:
             return False  # raised to index notation at best: not raised just to learn that
         try:
             return not isinstance(self.notation, IndexForm)
@@ -791,12 +808,28 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
             start += xs[w].ndim
         return e
 
+    def finished(e: Expr) -> Expr:
+        e = simplify(ir.substitute(e, restore))
+        _check_size(e)
+        return e
+
     if direction is None:
         derivatives = [f]
-        for w in wrts:
+        for w in wrts[:-1]:
             derivatives.append(d(derivatives[-1], w))
-        result = with_conventions(derivatives[-1], wrts)
-        first = with_conventions(derivatives[-2], wrts[:-1])
+        first = with_conventions(derivatives[-1], wrts[:-1])
+        # a tensor of three or more axes is shown by its differential, not by itself: then
+        # the differential is worked out here and the tensor when something asks for it
+        if lead + sum(xs[w].ndim for w in wrts) > 2:
+            differentiated.append((derivatives[-1], wrts[-1]))
+            last = derivatives[-1]
+            result = lambda: finished(with_conventions(  # noqa: E731
+                _differentiate(last, xs[wrts[-1]], expr), wrts))
+            differential_expr = differential()
+        else:
+            derivatives.append(d(derivatives[-1], wrts[-1]))
+            result = finished(with_conventions(derivatives[-1], wrts))
+            differential_expr = differential
     else:
         differentials = [f]
         for w, v_ in zip(wrts, directions):
@@ -807,15 +840,14 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
             result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
             first = f if order == 2 else differentials[-3]
             first = with_conventions(d(first, wrts[0]), wrts[:1])
-    result = simplify(ir.substitute(result, restore))
-    _check_size(result)
-    differential_expr = differential if direction is None else \
-        simplify(ir.substitute(differentials[-1], restore))
+        result = finished(result)
+        differential_expr = simplify(ir.substitute(differentials[-1], restore))
     first = simplify(ir.substitute(first, restore))
     dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
             if v_.data[0] not in variables}
     unstructured = None  # G, where the result is sym(G): names.py may print 1/2*(G + G')
-    if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym":
+    if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym" \
+            and not callable(result):
         unstructured = simplify(ir.substitute(derivatives[-1], restore))
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
                   result, f, variables, first, wrts, direction, differential_expr, dirs,
