@@ -75,6 +75,8 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
         # used once in its notation: no need to raise it to see that
         if named_ir is ir or dag.uses(named_ir, named) < 2:
             continue
+        if length.size(raise_(q, {})) < MIN_LENGTH:  # too short to name, as repeats below
+            continue
         shapes_q: dict = {}
         note = raise_(named_ir, shapes_q)
         if names(note).count(name) < 2:
@@ -87,7 +89,7 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
             dag = _Dag(ir)
             taken.add(name)
     best, bindings = _name_repeats(best, bindings, shapes, taken, length)
-    if symmetric_of is not None:
+    if symmetric_of is not None and symmetric_of is not derivative:  # G symmetric: sym(G) = G
         g_shapes: dict = {}
         g = raise_(symmetric_of, g_shapes)
         name = _fresh(2, taken | {n for n, _ in bindings})
