@@ -808,47 +808,51 @@ def _derive(expr, wrt, declare, order, symmetric, direction, limits, syntax) -> 
             start += xs[w].ndim
         return e
 
-    def finished(e: Expr) -> Expr:
-        e = simplify(ir.substitute(e, restore))
+    def restored(e: Expr) -> Expr:
+        """e with the declared variables back: the simplifier then knows their structure
+        (S' = S), before a convention adds the transposes that it cancels."""
+        return simplify(ir.substitute(e, restore))
+
+    def finished(e: Expr, block_variables: tuple[str, ...]) -> Expr:
+        e = with_conventions(restored(e), block_variables)
         _check_size(e)
         return e
 
+    unstructured = None  # G, where the result is sym(G): names.py may print 1/2*(G + G')
     if direction is None:
         derivatives = [f]
         for w in wrts[:-1]:
             derivatives.append(d(derivatives[-1], w))
-        first = with_conventions(derivatives[-1], wrts[:-1])
+        first = with_conventions(restored(derivatives[-1]), wrts[:-1])
         # a tensor of three or more axes is shown by its differential, not by itself: then
         # the differential is worked out here and the tensor when something asks for it
         if lead + sum(xs[w].ndim for w in wrts) > 2:
             differentiated.append((derivatives[-1], wrts[-1]))
             last = derivatives[-1]
-            result = lambda: finished(with_conventions(  # noqa: E731
-                _differentiate(last, xs[wrts[-1]], expr), wrts))
+            result = lambda: finished(_differentiate(last, xs[wrts[-1]], expr),  # noqa: E731
+                                      wrts)
             differential_expr = differential()
         else:
-            derivatives.append(d(derivatives[-1], wrts[-1]))
-            result = finished(with_conventions(derivatives[-1], wrts))
+            g = restored(d(derivatives[-1], wrts[-1]))
+            result = with_conventions(g, wrts)
+            _check_size(result)
+            if order == 1 and not f.ndim and conventions[wrts[0]] == "sym":
+                unstructured = g
             differential_expr = differential
     else:
         differentials = [f]
         for w, v_ in zip(wrts, directions):
             differentials.append(d(differentials[-1], w, v_))
+        differential_expr = restored(differentials[-1])
         if order == 1:  # dF[V]
-            result, first = differentials[-1], f
+            result, first = differential_expr, restored(f)
+            _check_size(result)
         else:           # the gradient of d^(k-1)f[V, ..., V]: the Hessian applied to V for k=2
-            result = with_conventions(d(differentials[-2], wrts[0]), wrts[:1])
+            result = finished(d(differentials[-2], wrts[0]), wrts[:1])
             first = f if order == 2 else differentials[-3]
-            first = with_conventions(d(first, wrts[0]), wrts[:1])
-        result = finished(result)
-        differential_expr = simplify(ir.substitute(differentials[-1], restore))
-    first = simplify(ir.substitute(first, restore))
+            first = finished(d(first, wrts[0]), wrts[:1])
     dirs = {v_.data[0]: Decl(v_.data[0], v_.shape, v_.data[1]) for v_ in directions
             if v_.data[0] not in variables}
-    unstructured = None  # G, where the result is sym(G): names.py may print 1/2*(G + G')
-    if direction is None and order == 1 and not f.ndim and conventions[wrts[0]] == "sym" \
-            and not callable(result):
-        unstructured = simplify(ir.substitute(derivatives[-1], restore))
     return Result(expr, wrt if isinstance(wrt, str) else tuple(wrt), order, convention,
                   result, f, variables, first, wrts, direction, differential_expr, dirs,
                   _notes(differentiated), frozenset(decls), limits,
