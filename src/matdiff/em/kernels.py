@@ -40,6 +40,7 @@ def underflow(dtype) -> float:
 
 
 BLOCK_BYTES = 2 << 20  # a block's feature matrix stays in cache (measured: benchmarks/bench_em)
+KEPT_BLOCK_BYTES = 8 << 20  # kept features are read, not built: fewer, larger products win
 
 
 class FitError(MatdiffError, ValueError):
@@ -149,9 +150,10 @@ def _log_normalise(log_p):
 
 
 class _Blocks:
-    """The rows of X in blocks, shifted and transposed into a buffer z (F + d, B): phi(t) on
-    top of t, so that one product gives all log-densities (A|B) @ z and one gives all
-    statistics r @ z'; the working set of a block stays in cache.
+    """The rows of X in blocks, shifted and transposed into a buffer z (F + d + 1, B): phi(t)
+    on top of t on top of a row of ones, so that one product gives all log-densities
+    (A|B|c) @ z and one gives all statistics r @ z' (the ones give sum(r)); the working set
+    of a block stays in cache.
 
     With ``keep``, every block's z is built once, on the first pass, and later passes only
     read it: building phi is most of a pass's elementwise work (measured: benchmarks/bench_em).
@@ -161,23 +163,30 @@ class _Blocks:
         self.X, self.kind, self.keep = X, kind, keep
         d = X.shape[1]
         self.width = feature_count(d, kind)
-        self.step = max(256, BLOCK_BYTES // (X.dtype.itemsize * (self.width + d)))
+        self.rows = self.width + d + 1
+        size = KEPT_BLOCK_BYTES if keep else BLOCK_BYTES
+        self.step = max(256, size // (X.dtype.itemsize * self.rows))
         self.shift = np.asarray(shift, dtype=X.dtype)[:, None]
-        self.z = None if keep else np.empty((self.width + d, self.step), dtype=X.dtype)
+        self.z = None if keep else self._buffer(self.step)
         self.kept: list[tuple[int, np.ndarray]] | None = None   # after a whole pass, if keep
 
+    def _buffer(self, n: int) -> np.ndarray:
+        z = np.empty((self.rows, n), dtype=self.X.dtype)
+        z[-1] = 1
+        return z
+
     def __iter__(self):
+        F, d = self.width, self.X.shape[1]
         if self.kept is not None:
             for start, z in self.kept:
-                yield start, z.shape[1], z[self.width:], z[:self.width], z
+                yield start, z.shape[1], z[F:F + d], z[:F], z
             return
         built = []
         for start in range(0, self.X.shape[0], self.step):
             block = self.X[start:start + self.step]
             n = block.shape[0]
-            z = (np.empty((self.width + block.shape[1], n), dtype=self.X.dtype) if self.keep
-                 else self.z[:, :n])
-            phi, t = z[:self.width], z[self.width:]
+            z = self._buffer(n) if self.keep else self.z[:, :n]
+            phi, t = z[:F], z[F:F + d]
             np.subtract(block.T, self.shift, out=t)
             features(t, self.kind, phi)
             if self.keep:
@@ -203,7 +212,7 @@ class Passes:
         self.X, self.kind, self.shift = X, kind, shift
         self.threads = max(1, min(threads or os.cpu_count() or 1, X.shape[0] // 4096))
         if keep is None:
-            size = X.shape[0] * (feature_count(X.shape[1], kind) + X.shape[1])
+            size = X.shape[0] * (feature_count(X.shape[1], kind) + X.shape[1] + 1)
             keep = size * X.dtype.itemsize <= FEATURE_CACHE_BYTES
         edges = np.linspace(0, X.shape[0], self.threads + 1).astype(int)
         self.parts = [_Blocks(X[a:b], kind, shift, keep) for a, b in zip(edges, edges[1:])]
@@ -239,11 +248,11 @@ def accumulate(X, p: Params, shift: np.ndarray, threads: int | None = None) -> S
 def _accumulate(blocks: _Blocks, p: Params, shift: np.ndarray) -> Stats:
     X = blocks.X
     A, B, c = (np.asarray(a.T, dtype=X.dtype, order="C") for a in quadratic_form(p, shift))
-    c = c[:, None]
     K, d = p.means.shape
     F = A.shape[1]
     tied = p.kind == "tied"
-    AB = None if tied else np.concatenate([A, B], axis=1)  # tied: one shared quadratic row
+    # one product for all log-densities, (A|B|c) @ z; tied: one shared quadratic row
+    ABc = None if tied else np.concatenate([A, B, c[:, None]], axis=1)
     nk, first = np.zeros(K), np.zeros((K, d))
     second = np.zeros((1 if tied else K, F))
     total = 0.0
@@ -251,19 +260,20 @@ def _accumulate(blocks: _Blocks, p: Params, shift: np.ndarray) -> Stats:
         if tied:
             log_p = B @ t
             log_p += A @ phi
+            log_p += c[:, None]
         else:
-            log_p = AB @ z
-        log_p += c
+            log_p = ABc @ z
         log_norm, r = _log_normalise(log_p)
         total += float(np.sum(log_norm))
-        nk += np.sum(r, axis=1)
         if tied:
+            nk += np.sum(r, axis=1)
             first += r @ t.T
             second += np.sum(phi, axis=1)[None, :]
         else:
-            moments = z @ r.T          # (F + d, K): the long axis outermost (measured faster)
-            second += moments[:F].T
-            first += moments[F:].T
+            moments = r @ z.T          # (K, F + d + 1) (measured faster than z @ r.T)
+            second += moments[:, :F]
+            first += moments[:, F:F + d]
+            nk += moments[:, -1]
     return Stats(X.shape[0], total, nk, first, second)
 
 
