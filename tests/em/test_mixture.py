@@ -230,7 +230,7 @@ def test_threads_and_blocks_give_the_same_statistics(monkeypatch):
 def test_kept_features_follow_the_memory_limit(monkeypatch):
     X = blobs(4, n=10_000)
     assert kernels.Passes(X, "full", X.mean(axis=0)).parts[0].keep
-    monkeypatch.setattr(kernels, "FEATURE_CACHE_BYTES", X.nbytes)   # the features take 3x X
+    monkeypatch.setattr(kernels, "FEATURE_CACHE_BYTES", X.nbytes)   # the features take 10/3 of X
     assert not kernels.Passes(X, "full", X.mean(axis=0)).parts[0].keep
 
 
