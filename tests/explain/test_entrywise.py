@@ -89,14 +89,18 @@ def test_generated_expressions_entry_by_entry(case):
     for t in e.tables:
         scale = max(float(np.max(np.abs(t.formula), initial=0.0)), 1e-12)
         assume(t.resolution <= 1e-6 * scale)  # a kink or pole within the stencil
+        # every entry below 1e-12: rounding noise, as where a generated inverse is of a
+        # singular matrix (inv(b*x*x')); a relative comparison says nothing there
+        assume(np.max(np.abs(t.formula), initial=0.0) > 1e-12)
         assert_table_agrees(t, case.describe("entrywise"))
     if e.tables and "(no index form)" not in e.index["text"]:
         try:
             assert_index_form_evaluates(r, e)
         except matdiff.MatdiffError as err:
             # a part such as matrix(1).^(-1) whose size only its context gives cannot be
-            # evaluated alone here (the tables above were checked)
-            assume("is not known" not in str(err))
+            # evaluated alone here (the tables above were checked), or the inverse of a
+            # matrix that is singular at every point
+            assume("is not known" not in str(err) and "Singular matrix" not in str(err))
             raise
 
 

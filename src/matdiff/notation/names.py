@@ -38,6 +38,7 @@ from .tree import (
 )
 
 MIN_LENGTH = 12
+SLACK = 4  # characters a part may take beyond its own text where it is written: parentheses
 MAX_QUANTITIES = 8
 MAX_NODES = 3_000  # beyond this, results are printed plain (naming re-raises the result)
 LOWER = "stuvwrqpgh"
@@ -68,14 +69,14 @@ def with_names(derivative: Expr, quantities: list[Expr], wrt: tuple[str, ...],
     best_length = length(best, bindings)
     ir = derivative
     for q in _quantities(dag, quantities, wrt):
+        if sum(1 for n in topological(q) if n.args) < 2:
+            continue  # one operation on variables (x.^2, x.*y) is clearer written out
         name = _fresh(q.ndim, taken)
         named = Expr("named", (q,), name, q.shape)
         named_ir = _absorb(dag, q, named)
         # raising writes each use of a node at most once, so a name used once in the IR is
         # used once in its notation: no need to raise it to see that
         if named_ir is ir or dag.uses(named_ir, named) < 2:
-            continue
-        if length.size(raise_(q, {})) < MIN_LENGTH:  # too short to name, as repeats below
             continue
         shapes_q: dict = {}
         note = raise_(named_ir, shapes_q)
@@ -278,11 +279,16 @@ def _name_repeats(note, bindings: list, shapes: dict, taken: set[str], length: _
             if size >= MIN_LENGTH:
                 saving = (k - 1) * size
                 if best is None or saving > best[0]:
-                    best = (saving, sub)
+                    best = (saving, sub, k, size)
         if best is None:
             return note, bindings
-        sub = best[1]
+        _, sub, k, size = best
         name = _fresh(shapes[sub], taken)
+        # at most, each of the k copies gives way to the name, with some parentheses; the
+        # binding costs the name, the part, 2, and 5 for the first (see _Length): where that
+        # cannot be shorter, measuring it would only say so
+        if k * (size + SLACK - len(name)) <= len(name) + size + 2 + (0 if bindings else 5):
+            return note, bindings
         shorter = _replace(note, sub, Sym(name))
         candidate = [(n, _replace(v, sub, Sym(name))) for n, v in bindings] + [(name, sub)]
         new_length = length(shorter, candidate)
