@@ -61,3 +61,24 @@ def test_names_do_not_clash_with_variables():
 
 def test_a_part_used_once_is_not_named():
     assert matdiff.derive("log(sum(exp(z)))", "z").text == "exp(z)/sum(exp(z))"
+
+
+def test_one_operation_on_variables_is_written_out_not_named():
+    """x.^2 is as short as any name for it: the Hessian writes it out (it read
+    'where s = x.^2' before), and still checks; a longer quantity is still named."""
+    r = matdiff.derive("sum(log(vector(1) + exp(x.*x)))", "x", order=2)
+    assert "where" not in r.text and "exp(x.^2)" in r.text
+    assert r.check().verdict == "ok"
+    assert matdiff.derive("sum(log(vector(1) + exp(X*w))) - y'*X*w", "w", order=2).text == \
+        "X'*diag(s.*(1 - s))*X where s = exp(X*w)./(exp(X*w) + 1)"
+
+
+def test_a_symmetric_gradient_is_not_offered_as_the_symmetric_part_of_itself():
+    """Where G is symmetric, sym(G) = G: the Gaussian's gradient by S prints without a
+    '1/2*(G + G')' form; a G that is not symmetric still gets one."""
+    gaussian = matdiff.derive("-1/2*log(det(S)) - 1/2*(x - m)'*inv(S)*(x - m)", "S",
+                              declare="S: symmetric posdef matrix(n,n); x, m: vector(n)")
+    assert gaussian.unstructured is gaussian.derivative and "G'" not in gaussian.text
+    r = matdiff.derive("tr(inv(S)*A*inv(S)*B)", "S", declare="S: symmetric matrix(n,n)")
+    assert r.unstructured is not r.derivative
+    assert r.text == "1/2*(G + G') where G = -inv(S)*(A'*inv(S)*B' + B'*inv(S)*A')*inv(S)"
