@@ -77,7 +77,8 @@ def _iteration_times(fit) -> list[float]:
     return list(np.diff([start, *stamps]))
 
 
-def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
+def in_memory(n: int, d: int, k: int, repeats: int = REPEATS,
+              backends: tuple[str, ...] = ("torch", "jax")) -> None:
     from sklearn.mixture import GaussianMixture as SklearnMixture
 
     X = mixture_data(n, d, k, seed=0)
@@ -98,7 +99,7 @@ def in_memory(n: int, d: int, k: int, repeats: int = REPEATS) -> None:
 
     variants = {"scikit-learn": sklearn_fit, "matdiff": fit(X),
                 "matdiff float32": fit(X.astype(np.float32))}
-    for backend in ("torch", "jax"):
+    for backend in backends:
         try:
             if backend == "jax":
                 import jax
@@ -186,6 +187,9 @@ def main() -> None:
                         help="run the Dask benchmark with N rows instead")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--backends", default="torch,jax", metavar="NAMES",
+                        help="the accelerator backends timed besides NumPy, comma-separated "
+                             "('' for none: their thread pools then cannot share the cores)")
     parser.add_argument("--size", default=None, metavar="N,d,K",
                         help="one in-memory size instead of both, e.g. 100000,64,32")
     args = parser.parse_args()
@@ -194,7 +198,7 @@ def main() -> None:
         return
     sizes = [tuple(int(v) for v in args.size.split(","))] if args.size else SIZES
     for n, d, k in sizes:
-        in_memory(n, d, k, args.repeats)
+        in_memory(n, d, k, args.repeats, tuple(filter(None, args.backends.split(","))))
 
 
 if __name__ == "__main__":
