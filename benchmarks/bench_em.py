@@ -49,6 +49,7 @@ ITERATIONS = 6      # per timed fit
 COUNTED = 2         # iterations counted from the third: the first builds the kept features,
                     # the first two may follow another variant's BLAS threads (they spin on)
 CHUNK_ROWS = 500_000
+BACKENDS = ("torch", "jax")   # timed besides NumPy where installed (--backends)
 
 
 def mixture_data(n: int, d: int, k: int, seed: int) -> np.ndarray:
@@ -78,7 +79,7 @@ def _iteration_times(fit) -> list[float]:
 
 
 def in_memory(n: int, d: int, k: int, repeats: int = REPEATS,
-              backends: tuple[str, ...] = ("torch", "jax")) -> None:
+              backends: tuple[str, ...] = BACKENDS) -> None:
     from sklearn.mixture import GaussianMixture as SklearnMixture
 
     X = mixture_data(n, d, k, seed=0)
@@ -187,7 +188,7 @@ def main() -> None:
                         help="run the Dask benchmark with N rows instead")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--backends", default="torch,jax", metavar="NAMES",
+    parser.add_argument("--backends", default=",".join(BACKENDS), metavar="NAMES",
                         help="the accelerator backends timed besides NumPy, comma-separated "
                              "('' for none: their thread pools then cannot share the cores)")
     parser.add_argument("--size", default=None, metavar="N,d,K",
@@ -196,9 +197,13 @@ def main() -> None:
     if args.dask is not None:
         dask_fit(int(args.dask), iterations=args.iterations)
         return
+    backends = tuple(filter(None, args.backends.split(",")))
+    if unknown := set(backends) - set(BACKENDS):
+        parser.error(f"--backends: unknown {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(BACKENDS)}, or '' for NumPy alone")
     sizes = [tuple(int(v) for v in args.size.split(","))] if args.size else SIZES
     for n, d, k in sizes:
-        in_memory(n, d, k, args.repeats, tuple(filter(None, args.backends.split(","))))
+        in_memory(n, d, k, args.repeats, backends)
 
 
 if __name__ == "__main__":
